@@ -1,0 +1,85 @@
+import type { Txid } from '../util/txid.js';
+
+/** One LTX object in a replica, as the listing describes it. */
+export interface LtxFileInfo {
+  level: number;
+  minTxid: Txid;
+  maxTxid: Txid;
+  /** Size in bytes, from the listing. */
+  size: number;
+  /** `litestream-timestamp` metadata when known, else LastModified (S3) or mtime (file). */
+  createdAt: Date;
+}
+
+/** Identifies one LTX object. */
+export interface LtxFileRef {
+  level: number;
+  minTxid: Txid;
+  maxTxid: Txid;
+}
+
+export interface ListOptions {
+  /** Only files whose minTxid >= fromTxid. */
+  fromTxid?: Txid;
+}
+
+export interface WriteOptions {
+  /** The LTX header timestamp; stored as `litestream-timestamp` (S3) or the mtime (file). */
+  timestamp: Date;
+}
+
+export interface SmallObject {
+  data: Uint8Array;
+  /** Opaque version token for conditional replace (S3 ETag without quotes; file: content hash). */
+  etag: string;
+}
+
+export type ObjectCondition = { ifNoneMatch: '*' } | { ifMatch: string };
+
+/** Requests and bytes, by kind; deterministic, so tests assert on them. */
+export interface RequestStats {
+  list: number;
+  get: number;
+  put: number;
+  delete: number;
+  head: number;
+  bytesRead: number;
+  bytesWritten: number;
+}
+
+/**
+ * The one interface every backend implements. Names and layout of keys are the backend's
+ * business; callers speak in levels and TXIDs.
+ *
+ * Errors are LtxvfsError with codes STORAGE_* and messages naming the bucket/key or path and
+ * the operation.
+ */
+export interface ReplicaClient {
+  /** e.g. `s3://bucket/path` or `file:///abs/dir`; used in messages. */
+  readonly url: string;
+  /** Levels present (0..9) in ascending order. */
+  levels(): Promise<number[]>;
+  /** Files of one level in ascending TXID order; names that are not LTX names are ignored. */
+  listFiles(level: number, options?: ListOptions): Promise<LtxFileInfo[]>;
+  /** Bytes [offset, offset+length) of a file; shorter when the range passes the end. */
+  readRange(file: LtxFileRef, offset: number, length: number): Promise<Uint8Array>;
+  /** The whole file. */
+  readFile(file: LtxFileRef): Promise<Uint8Array>;
+  /**
+   * Create-only write. Throws STORAGE_EXISTS if the object already exists: two writers can never
+   * both write the same name.
+   */
+  writeFile(file: LtxFileRef, data: Uint8Array, options: WriteOptions): Promise<LtxFileInfo>;
+  /** Deletes in batches; files already gone are not an error. */
+  deleteFiles(files: LtxFileRef[]): Promise<void>;
+  /** Small object under the replica path (e.g. `lock.json`); null when it does not exist. */
+  readObject(name: string): Promise<SmallObject | null>;
+  /** Conditional write; throws STORAGE_CONDITION_FAILED on 412/404/409 or a lost race. */
+  writeObject(name: string, data: Uint8Array, condition: ObjectCondition): Promise<{ etag: string }>;
+  /** Conditional delete; a missing object is not an error. */
+  deleteObject(name: string, condition?: { ifMatch: string }): Promise<void>;
+  /** Counters since creation (or the last reset). */
+  stats(): RequestStats;
+  resetStats(): void;
+  close(): Promise<void>;
+}
