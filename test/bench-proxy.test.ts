@@ -1,0 +1,82 @@
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LatencyProxy, startLatencyProxy } from '../bench/proxy.js';
+
+/** An echo server on loopback: every byte comes straight back. */
+async function startEcho(): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    port,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** Sends `payload` and resolves with the ms from connect() until all of it came back. */
+function roundTrip(port: number, payload: Buffer): Promise<{ ms: number; echoed: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const chunks: Buffer[] = [];
+    let received = 0;
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(payload));
+    socket.on('data', (c: Buffer) => {
+      chunks.push(c);
+      received += c.length;
+      if (received >= payload.length) {
+        const ms = performance.now() - started;
+        socket.destroy();
+        resolve({ ms, echoed: Buffer.concat(chunks) });
+      }
+    });
+    socket.on('error', reject);
+  });
+}
+
+describe('bench latency proxy', () => {
+  let echo: Awaited<ReturnType<typeof startEcho>>;
+  const proxies: LatencyProxy[] = [];
+  beforeAll(async () => {
+    echo = await startEcho();
+  });
+  afterAll(async () => {
+    for (const p of proxies) await p.close();
+    await echo.close();
+  });
+
+  it('adds the handshake round trip plus one round trip per exchange, and keeps bytes intact', async () => {
+    const proxy = await startLatencyProxy({ target: { host: '127.0.0.1', port: echo.port }, rttMs: 40 });
+    proxies.push(proxy);
+    const payload = Buffer.from(Array.from({ length: 5000 }, (_, i) => i % 251));
+    const { ms, echoed } = await roundTrip(proxy.port, payload);
+    expect(echoed.equals(payload)).toBe(true);
+    // handshake (40) + there and back (40); timers may only add, never subtract
+    expect(ms).toBeGreaterThanOrEqual(79);
+    expect(ms).toBeLessThan(200);
+    expect(proxy.stats()).toEqual({ connections: 1, bytesUp: 5000, bytesDown: 5000 });
+  });
+
+  it('limits bandwidth per direction', async () => {
+    const proxy = await startLatencyProxy({
+      target: { host: '127.0.0.1', port: echo.port },
+      rttMs: 0,
+      bandwidthBytesPerSec: 1_000_000,
+    });
+    proxies.push(proxy);
+    const payload = Buffer.alloc(200_000, 7);
+    const { ms, echoed } = await roundTrip(proxy.port, payload);
+    expect(echoed.equals(payload)).toBe(true);
+    // 200 kB at 1 MB/s takes 200 ms each way; the two directions overlap as the echo streams back
+    expect(ms).toBeGreaterThanOrEqual(195);
+    expect(ms).toBeLessThan(1000);
+  });
+});
