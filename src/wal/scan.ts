@@ -1,0 +1,213 @@
+import { walChecksum } from './checksum.js';
+import { decodeFrameHeader } from './frame.js';
+import { WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalHeader, walFrameSize } from './header.js';
+import type { WalSource } from './source.js';
+
+/** A point in the WAL: a frame boundary and the cumulative checksum of everything before it. */
+export interface WalPosition {
+  offset: number;
+  checksum1: number;
+  checksum2: number;
+}
+
+/** Where one committed page version lives in the WAL, with what identifies that exact frame. */
+export interface WalFrameRef {
+  pgno: number;
+  offset: number;
+  checksum1: number;
+  checksum2: number;
+}
+
+export type WalEndReason = 'eof' | 'short' | 'salt' | 'checksum' | 'pgno' | 'limit';
+
+export interface WalScan {
+  start: WalPosition;
+  /** Just after the last commit frame read (equal to `start` when no commit was found). */
+  end: WalPosition;
+  /** Database size in pages after the last commit; null when no commit frame was read. */
+  commit: number | null;
+  /** The newest committed frame of each page in [start, end), pages beyond `commit` dropped. */
+  pages: Map<number, WalFrameRef>;
+  /** Committed frames and transactions in [start, end). */
+  frames: number;
+  transactions: number;
+  /** Why reading stopped: the first invalid frame is the end of the WAL, never an error. */
+  endReason: WalEndReason;
+  /** Offset of the first frame not taken (uncommitted tail or invalid frame). */
+  stoppedAt: number;
+}
+
+export interface ScanOptions {
+  /** Stop at the first commit boundary after this many bytes (Litestream: 64 MiB). */
+  maxBytes?: number;
+  /** Read granularity; frames are read in batches of about this many bytes. */
+  chunkBytes?: number;
+}
+
+/** The position at the start of the WAL: frame 1 continues from the header checksum. */
+export function walStartPosition(header: WalHeader): WalPosition {
+  return { offset: WAL_HEADER_SIZE, checksum1: header.checksum1, checksum2: header.checksum2 };
+}
+
+/**
+ * The position at `offset` as the WAL now has it: the checksum stored in the frame just before
+ * (or the header's, at the first frame). Returns null when that frame is missing or not a frame
+ * of this WAL (salts differ), i.e. the WAL was truncated or rewritten under the caller.
+ */
+export function walPositionAt(source: WalSource, header: WalHeader, offset: number): WalPosition | null {
+  if (offset === WAL_HEADER_SIZE) return walStartPosition(header);
+  const frameSize = walFrameSize(header.pageSize);
+  if (offset < WAL_HEADER_SIZE || (offset - WAL_HEADER_SIZE) % frameSize !== 0) return null;
+  const bytes = source.read(offset - frameSize, WAL_FRAME_HEADER_SIZE);
+  if (bytes.length < WAL_FRAME_HEADER_SIZE) return null;
+  const h = decodeFrameHeader(bytes);
+  if (h.salt1 !== header.salt1 || h.salt2 !== header.salt2) return null;
+  return { offset, checksum1: h.checksum1, checksum2: h.checksum2 };
+}
+
+/**
+ * Reads committed transactions from `from` on. Frames are valid while their salts match the
+ * header, their page number is non-zero and their cumulative checksum matches; the first frame
+ * that fails (or is cut short) ends the WAL. Frames after the last commit frame are ignored.
+ */
+export function scanWal(
+  source: WalSource,
+  header: WalHeader,
+  from: WalPosition,
+  options: ScanOptions = {},
+): WalScan {
+  const frameSize = walFrameSize(header.pageSize);
+  const maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
+  const framesPerChunk = Math.max(1, Math.floor((options.chunkBytes ?? 1 << 20) / frameSize));
+  const committed = new Map<number, WalFrameRef>();
+  const pending = new Map<number, WalFrameRef>();
+  let end: WalPosition = { ...from };
+  let commit: number | null = null;
+  let frames = 0;
+  let pendingFrames = 0;
+  let transactions = 0;
+  let s0 = from.checksum1;
+  let s1 = from.checksum2;
+  let offset = from.offset;
+  let endReason: WalEndReason = 'eof';
+  let stoppedAt = from.offset;
+
+  outer: for (;;) {
+    const chunk = source.read(offset, framesPerChunk * frameSize);
+    if (chunk.length === 0) {
+      endReason = 'eof';
+      stoppedAt = offset;
+      break;
+    }
+    for (let at = 0; ; at += frameSize) {
+      if (at + frameSize > chunk.length) {
+        if (at < chunk.length) {
+          endReason = 'short';
+          stoppedAt = offset + at;
+          break outer;
+        }
+        break;
+      }
+      const frame = chunk.subarray(at, at + frameSize);
+      const h = decodeFrameHeader(frame);
+      if (h.salt1 !== header.salt1 || h.salt2 !== header.salt2) {
+        endReason = 'salt';
+        stoppedAt = offset + at;
+        break outer;
+      }
+      if (h.pgno === 0) {
+        endReason = 'pgno';
+        stoppedAt = offset + at;
+        break outer;
+      }
+      [s0, s1] = walChecksum(frame.subarray(0, 8), header.bigEndianChecksum, s0, s1);
+      [s0, s1] = walChecksum(frame.subarray(WAL_FRAME_HEADER_SIZE), header.bigEndianChecksum, s0, s1);
+      if (s0 !== h.checksum1 || s1 !== h.checksum2) {
+        endReason = 'checksum';
+        stoppedAt = offset + at;
+        break outer;
+      }
+      const frameOffset = offset + at;
+      pending.set(h.pgno, { pgno: h.pgno, offset: frameOffset, checksum1: s0, checksum2: s1 });
+      pendingFrames++;
+      if (h.commit !== 0) {
+        for (const [pgno, ref] of pending) committed.set(pgno, ref);
+        pending.clear();
+        frames += pendingFrames;
+        pendingFrames = 0;
+        transactions++;
+        commit = h.commit;
+        end = { offset: frameOffset + frameSize, checksum1: s0, checksum2: s1 };
+        if (end.offset - from.offset >= maxBytes) {
+          endReason = 'limit';
+          stoppedAt = end.offset;
+          break outer;
+        }
+      }
+    }
+    offset += chunk.length;
+    if (chunk.length < framesPerChunk * frameSize) {
+      endReason = 'eof';
+      stoppedAt = offset;
+      break;
+    }
+  }
+  if (commit !== null) {
+    for (const pgno of committed.keys()) if (pgno > commit) committed.delete(pgno);
+  }
+  return {
+    start: { ...from },
+    end,
+    commit,
+    pages: committed,
+    frames,
+    transactions,
+    endReason,
+    stoppedAt,
+  };
+}
+
+/**
+ * Page bytes of a frame found by scanWal, after checking that the frame header is still the one
+ * scanned (same page, salts and cumulative checksum). Returns null if the frame changed, which
+ * only happens when the WAL was restarted and overwritten in between.
+ */
+export function readWalFrame(source: WalSource, header: WalHeader, ref: WalFrameRef): Uint8Array | null {
+  const frameSize = walFrameSize(header.pageSize);
+  const frame = source.read(ref.offset, frameSize);
+  if (frame.length < frameSize) return null;
+  const h = decodeFrameHeader(frame);
+  if (
+    h.pgno !== ref.pgno ||
+    h.salt1 !== header.salt1 ||
+    h.salt2 !== header.salt2 ||
+    h.checksum1 !== ref.checksum1 ||
+    h.checksum2 !== ref.checksum2
+  ) {
+    return null;
+  }
+  return frame.subarray(WAL_FRAME_HEADER_SIZE);
+}
+
+/**
+ * Distinct salt pairs among all frame headers of the file, valid or not, in order of first
+ * appearance. Frames with salts other than the header's are leftovers of an earlier WAL
+ * generation; seeing new ones means someone else restarted the WAL.
+ */
+export function walSaltPairs(source: WalSource, pageSize: number): Array<{ salt1: number; salt2: number }> {
+  const frameSize = walFrameSize(pageSize);
+  const seen = new Set<string>();
+  const pairs: Array<{ salt1: number; salt2: number }> = [];
+  const size = source.size();
+  for (let offset = WAL_HEADER_SIZE; offset + frameSize <= size; offset += frameSize) {
+    const bytes = source.read(offset, WAL_FRAME_HEADER_SIZE);
+    if (bytes.length < WAL_FRAME_HEADER_SIZE) break;
+    const h = decodeFrameHeader(bytes);
+    const key = `${h.salt1}:${h.salt2}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      pairs.push({ salt1: h.salt1, salt2: h.salt2 });
+    }
+  }
+  return pairs;
+}
