@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -18,10 +19,10 @@ export interface BenchS3 {
   stop(): Promise<void>;
 }
 
-/** The project root, from dist/bench/*.js or bench/*.ts alike. */
+/** The project root (the nearest folder with a package.json), from dist/bench or bench alike. */
 export function projectRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (path.basename(dir) === 'bench' || path.basename(dir) === 'dist') dir = path.dirname(dir);
+  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
   return dir;
 }
 
