@@ -1,0 +1,126 @@
+import { LRUCache } from 'lru-cache';
+import {
+  decodeHeader,
+  HEADER_SIZE,
+  type LtxHeader,
+  PAGE_INDEX_TAIL_ESTIMATE,
+  type PageIndexEntry,
+  parsePageIndexTail,
+} from '../ltx/index.js';
+import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
+import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
+import { type FileIndex, fileKey, makeFileIndex } from './page-map.js';
+
+export interface LoadedFile {
+  index: FileIndex;
+  /** Present when the tail covered the whole file, or when the header was asked for. */
+  header?: LtxHeader;
+}
+
+/** Object identities (with sizes) stay cached this long; a version holds its own references. */
+const MAX_CACHED_INDEXES = 2048;
+
+/**
+ * Fetches and caches page indexes: one range GET of the tail per object (a second only when the
+ * index is larger than the estimate). Small objects are covered whole, so their header comes
+ * free; a header of a large object costs one 100-byte read, and only when asked for.
+ */
+export class IndexLoader {
+  private readonly cache = new LRUCache<string, Promise<LoadedFile>>({ max: MAX_CACHED_INDEXES });
+
+  constructor(private readonly client: ReplicaClient) {}
+
+  /** Loads every file in parallel; `withHeader` files also get their header. */
+  loadAll(files: readonly LtxFileInfo[], withHeader: ReadonlySet<LtxFileInfo>): Promise<LoadedFile[]> {
+    return Promise.all(files.map((f) => this.load(f, withHeader.has(f))));
+  }
+
+  async load(file: LtxFileInfo, withHeader: boolean): Promise<LoadedFile> {
+    const key = `${fileKey(file)}@${file.size}`;
+    let pending = this.cache.get(key);
+    if (pending === undefined) {
+      pending = this.fetch(file, withHeader);
+      this.cache.set(key, pending);
+      pending.catch(() => this.cache.delete(key));
+    }
+    const loaded = await pending;
+    if (!withHeader || loaded.header !== undefined) return loaded;
+    const header = await this.readHeader(file);
+    const withIt = { index: { ...loaded.index, commit: header.commit }, header };
+    this.cache.set(key, Promise.resolve(withIt));
+    return withIt;
+  }
+
+  private async fetch(file: LtxFileInfo, withHeader: boolean): Promise<LoadedFile> {
+    const tailLength = Math.min(file.size, PAGE_INDEX_TAIL_ESTIMATE);
+    const tailStart = file.size - tailLength;
+    const headerPromise = withHeader && tailStart > 0 ? this.readHeader(file) : undefined;
+    headerPromise?.catch(() => {});
+    const tail = await this.client.readRange(file, tailStart, tailLength);
+    if (tail.byteLength < tailLength) {
+      throw this.corrupt(
+        file,
+        `the listing says ${file.size} bytes but a read of its tail ended at ${tailStart + tail.byteLength}`,
+      );
+    }
+    let entries: PageIndexEntry[];
+    try {
+      let parsed = parsePageIndexTail(tail, file.size);
+      if (parsed.kind === 'need-more') {
+        const more = await this.client.readRange(file, parsed.indexStart, file.size - parsed.indexStart);
+        parsed = parsePageIndexTail(more, file.size);
+        if (parsed.kind === 'need-more')
+          throw this.corrupt(file, 'its page index does not fit in the object');
+      }
+      entries = parsed.index;
+    } catch (err) {
+      throw this.wrap(file, err);
+    }
+    let header: LtxHeader | undefined;
+    if (tailStart === 0) header = this.decode(file, tail.subarray(0, HEADER_SIZE));
+    else if (headerPromise !== undefined) header = await headerPromise;
+    for (const e of entries) {
+      if (e.offset < HEADER_SIZE || e.offset + e.size > file.size) {
+        throw this.corrupt(
+          file,
+          `its page index places page ${e.pgno} at bytes ${e.offset}..${e.offset + e.size}`,
+        );
+      }
+    }
+    return { index: makeFileIndex(file, entries, header?.commit ?? Number.POSITIVE_INFINITY), header };
+  }
+
+  private async readHeader(file: LtxFileInfo): Promise<LtxHeader> {
+    const bytes = await this.client.readRange(file, 0, HEADER_SIZE);
+    return this.decode(file, bytes);
+  }
+
+  private decode(file: LtxFileInfo, bytes: Uint8Array): LtxHeader {
+    let header: LtxHeader;
+    try {
+      header = decodeHeader(bytes);
+    } catch (err) {
+      throw this.wrap(file, err);
+    }
+    if (header.minTxid !== file.minTxid || header.maxTxid !== file.maxTxid) {
+      throw this.corrupt(
+        file,
+        `its header says TXIDs ${header.minTxid}..${header.maxTxid}, its name says otherwise`,
+      );
+    }
+    return header;
+  }
+
+  private wrap(file: LtxFileInfo, err: unknown): LtxvfsError {
+    if (isLtxvfsError(err) && (err.code === 'REPLICA_CORRUPT' || err.code.startsWith('STORAGE_'))) return err;
+    return this.corrupt(file, err instanceof Error ? err.message : String(err), err);
+  }
+
+  private corrupt(file: LtxFileInfo, why: string, cause?: unknown): LtxvfsError {
+    return new LtxvfsError(
+      'REPLICA_CORRUPT',
+      `object ${fileKey(file)} of ${this.client.url} is corrupt: ${why}`,
+      { cause },
+    );
+  }
+}
