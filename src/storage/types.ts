@@ -21,6 +21,12 @@ export interface LtxFileRef {
 export interface ListOptions {
   /** Only files whose minTxid >= fromTxid. */
   fromTxid?: Txid;
+  /**
+   * S3: set createdAt from each object's `litestream-timestamp` metadata (one HEAD per file, as
+   * Litestream does for timestamp restores) instead of LastModified. File: no effect (the mtime
+   * already is the header timestamp).
+   */
+  metadata?: boolean;
 }
 
 export interface WriteOptions {
