@@ -1,0 +1,280 @@
+import { hostname } from 'node:os';
+import type { ReplicaClient } from '../storage/types.js';
+import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
+
+/** Litestream's lease object, `<replica path>/lock.json` (ltx-and-litestream.md section 5). */
+export const LEASE_OBJECT = 'lock.json';
+export const DEFAULT_LEASE_TTL_MS = 30_000;
+export const DEFAULT_LEASE_RENEW_MS = 10_000;
+
+interface LeaseBody {
+  generation: number;
+  expires_at: string;
+  owner?: string;
+}
+
+export interface LeaseHolder {
+  generation: number;
+  expiresAt: Date;
+  owner: string;
+}
+
+export interface LeaseOptions {
+  client: ReplicaClient;
+  ttlMs?: number;
+  renewIntervalMs?: number;
+  /** `<hostname>:<pid>` by default. */
+  owner?: string;
+  /** Injected clock (tests). */
+  now?: () => Date;
+  /**
+   * Whether a holder on this host is still running. Default: signal 0 to its pid. A lease left by
+   * a process that died (kill -9) on this host can be taken over without waiting for expiry.
+   */
+  isLocalOwnerAlive?: (pid: number) => boolean;
+  /** Called once when the lease is lost (renewal refused, or not renewed before expiry). */
+  onLost?: (err: LtxvfsError) => void;
+}
+
+export function defaultLeaseOwner(): string {
+  return `${hostname()}:${process.pid}`;
+}
+
+/**
+ * The writer lease: one writer per replica. Acquire with If-None-Match: * (no lease yet) or
+ * If-Match on the expired one; renew with If-Match on our own ETag. Losing a condition race, or
+ * failing to renew before our own expiry, means someone else may write: the lease is lost.
+ */
+export class Lease {
+  private timer: NodeJS.Timeout | undefined;
+  private lostError: LtxvfsError | undefined;
+  private renewing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly options: Required<Omit<LeaseOptions, 'onLost'>> & Pick<LeaseOptions, 'onLost'>,
+    private etag: string,
+    readonly generation: number,
+    private expires: Date,
+  ) {}
+
+  static async acquire(options: LeaseOptions): Promise<Lease> {
+    const opts = {
+      ttlMs: DEFAULT_LEASE_TTL_MS,
+      renewIntervalMs: DEFAULT_LEASE_RENEW_MS,
+      owner: defaultLeaseOwner(),
+      now: () => new Date(),
+      isLocalOwnerAlive: pidAlive,
+      ...options,
+    };
+    const { client } = opts;
+    const existing = await client.readObject(LEASE_OBJECT);
+    let generation = 1;
+    let condition: { ifNoneMatch: '*' } | { ifMatch: string } = { ifNoneMatch: '*' };
+    if (existing) {
+      const holder = parseLeaseBody(existing.data, client.url);
+      const now = opts.now();
+      const stale = holder.expiresAt.getTime() <= now.getTime() || isDeadLocalOwner(holder.owner, opts);
+      if (!stale) throw leaseHeld(client.url, holder);
+      generation = holder.generation + 1;
+      condition = { ifMatch: existing.etag };
+    }
+    const expires = new Date(opts.now().getTime() + opts.ttlMs);
+    try {
+      const { etag } = await client.writeObject(
+        LEASE_OBJECT,
+        encodeLeaseBody({ generation, expiresAt: expires, owner: opts.owner }),
+        condition,
+      );
+      return new Lease(opts, etag, generation, expires);
+    } catch (err) {
+      if (isLtxvfsError(err, 'STORAGE_CONDITION_FAILED')) {
+        const now = await client.readObject(LEASE_OBJECT);
+        if (now) throw leaseHeld(client.url, parseLeaseBody(now.data, client.url));
+        throw new LtxvfsError('LEASE_HELD', `${client.url}: another writer raced for the lease; try again`, {
+          cause: err,
+        });
+      }
+      throw err;
+    }
+  }
+
+  get owner(): string {
+    return this.options.owner;
+  }
+
+  get expiresAt(): Date {
+    return this.expires;
+  }
+
+  /** Throws LEASE_LOST when the lease is lost or has run out without renewal. */
+  check(): void {
+    if (this.lostError) throw this.lostError;
+    if (this.options.now().getTime() >= this.expires.getTime()) {
+      this.lose(
+        new LtxvfsError(
+          'LEASE_LOST',
+          `${this.options.client.url}: lease generation ${this.generation} expired at ${this.expires.toISOString()} before it could be renewed`,
+        ),
+      );
+      throw this.lostError;
+    }
+  }
+
+  get lost(): LtxvfsError | undefined {
+    return this.lostError;
+  }
+
+  /** Renews every renewIntervalMs until released or lost. */
+  startRenewing(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      void this.renew().catch(() => {
+        // reported through onLost / check()
+      });
+    }, this.options.renewIntervalMs);
+    this.timer.unref();
+  }
+
+  /** One renewal: same generation, new expiry, If-Match our ETag. */
+  renew(): Promise<void> {
+    this.renewing ??= this.doRenew().finally(() => {
+      this.renewing = undefined;
+    });
+    return this.renewing;
+  }
+
+  private async doRenew(): Promise<void> {
+    this.check();
+    const expires = new Date(this.options.now().getTime() + this.options.ttlMs);
+    try {
+      const { etag } = await this.options.client.writeObject(
+        LEASE_OBJECT,
+        encodeLeaseBody({ generation: this.generation, expiresAt: expires, owner: this.options.owner }),
+        { ifMatch: this.etag },
+      );
+      this.etag = etag;
+      this.expires = expires;
+    } catch (err) {
+      if (isLtxvfsError(err, 'STORAGE_CONDITION_FAILED')) {
+        let holder = '';
+        try {
+          const now = await this.options.client.readObject(LEASE_OBJECT);
+          if (now)
+            holder = `; now held by ${describeHolder(parseLeaseBody(now.data, this.options.client.url))}`;
+        } catch {
+          // the holder is only for the message
+        }
+        this.lose(
+          new LtxvfsError(
+            'LEASE_LOST',
+            `${this.options.client.url}: lease generation ${this.generation} was taken over${holder}`,
+            { cause: err },
+          ),
+        );
+        throw this.lostError;
+      }
+      // Unreachable store: keep the lease until it expires; check() reports expiry.
+      this.check();
+      throw err;
+    }
+  }
+
+  /** Stops renewing and deletes lock.json if it is still ours. */
+  async release(): Promise<void> {
+    this.stopRenewing();
+    if (this.lostError) return;
+    await this.renewing?.catch(() => undefined);
+    try {
+      await this.options.client.deleteObject(LEASE_OBJECT, { ifMatch: this.etag });
+    } catch (err) {
+      if (!isLtxvfsError(err, 'STORAGE_CONDITION_FAILED')) throw err;
+    }
+    this.lostError = new LtxvfsError('LEASE_LOST', `${this.options.client.url}: lease released`);
+  }
+
+  stopRenewing(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private lose(err: LtxvfsError): void {
+    if (this.lostError) return;
+    this.lostError = err;
+    this.stopRenewing();
+    this.options.onLost?.(err);
+  }
+}
+
+export function encodeLeaseBody(holder: LeaseHolder): Uint8Array {
+  const body: LeaseBody = { generation: holder.generation, expires_at: formatRfc3339Nano(holder.expiresAt) };
+  if (holder.owner) body.owner = holder.owner;
+  return new TextEncoder().encode(JSON.stringify(body));
+}
+
+export function parseLeaseBody(data: Uint8Array, url: string): LeaseHolder {
+  let body: unknown;
+  try {
+    body = JSON.parse(new TextDecoder().decode(data));
+  } catch {
+    throw new LtxvfsError(
+      'LEASE_HELD',
+      `${url}/${LEASE_OBJECT} is not valid JSON; remove it if no writer is running`,
+    );
+  }
+  const b = body as Partial<LeaseBody>;
+  const expiresAt = typeof b.expires_at === 'string' ? parseRfc3339(b.expires_at) : undefined;
+  if (typeof b.generation !== 'number' || !expiresAt) {
+    throw new LtxvfsError(
+      'LEASE_HELD',
+      `${url}/${LEASE_OBJECT} lacks generation/expires_at; remove it if no writer is running`,
+    );
+  }
+  return { generation: b.generation, expiresAt, owner: typeof b.owner === 'string' ? b.owner : '' };
+}
+
+/** Go's RFC3339Nano: fractional seconds without trailing zeros, `Z` for UTC. */
+export function formatRfc3339Nano(d: Date): string {
+  const iso = d.toISOString(); // 2006-01-02T15:04:05.000Z
+  const [whole, frac] = iso.slice(0, -1).split('.') as [string, string];
+  const trimmed = frac.replace(/0+$/, '');
+  return trimmed ? `${whole}.${trimmed}Z` : `${whole}Z`;
+}
+
+/** RFC 3339 with any number of fractional digits and a `Z` or `±hh:mm` zone. */
+export function parseRfc3339(text: string): Date | undefined {
+  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$/i.exec(text.trim());
+  if (!m) return undefined;
+  const ms = (m[2] ?? '').padEnd(3, '0').slice(0, 3);
+  const d = new Date(`${m[1]}.${ms}${m[3]!.toUpperCase()}`);
+  return Number.isNaN(d.getTime()) ? undefined : d;
+}
+
+function describeHolder(h: LeaseHolder): string {
+  return `${h.owner || 'an unnamed writer'} (generation ${h.generation}, expires ${h.expiresAt.toISOString()})`;
+}
+
+function leaseHeld(url: string, h: LeaseHolder): LtxvfsError {
+  return new LtxvfsError('LEASE_HELD', `${url} is being replicated by ${describeHolder(h)}`);
+}
+
+function isDeadLocalOwner(
+  owner: string,
+  opts: { owner: string; isLocalOwnerAlive: (pid: number) => boolean },
+): boolean {
+  const sep = owner.lastIndexOf(':');
+  const mine = opts.owner.lastIndexOf(':');
+  if (sep < 0 || mine < 0) return false;
+  if (owner.slice(0, sep) !== opts.owner.slice(0, mine)) return false;
+  const pid = Number(owner.slice(sep + 1));
+  if (!Number.isInteger(pid) || pid <= 0 || owner === opts.owner) return false;
+  return !opts.isLocalOwnerAlive(pid);
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
