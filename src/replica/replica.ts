@@ -310,7 +310,7 @@ export class Replica extends EventEmitter {
           throw new LtxvfsError(
             'STORAGE_NOT_FOUND',
             `${what}; TXID ${formatTxid(version.txid)} is no longer available in ${this.client.url} ` +
-              `(compaction or retention removed it): ${notAvailableMessage(version.txid, listing, this.client.url)}`,
+              `(compaction or retention removed it); ${heldStates(version.txid, listing)}`,
             { cause },
           );
         }
@@ -424,6 +424,10 @@ async function buildVersion(loader: IndexLoader, chain: LtxFileInfo[], url: stri
 }
 
 function notAvailableMessage(txid: Txid, listing: Listing, url: string): string {
+  return `${describeTarget({ txid })} is not available in ${url}: ${heldStates(txid, listing)}`;
+}
+
+function heldStates(txid: Txid, listing: Listing): string {
   let below = 0;
   let above = Number.POSITIVE_INFINITY;
   let newest = 0;
@@ -434,16 +438,12 @@ function notAvailableMessage(txid: Txid, listing: Listing, url: string): string 
       if (f.maxTxid > txid) above = Math.min(above, f.maxTxid);
     }
   }
-  if (newest === 0)
-    return `${describeTarget({ txid })} is not available in ${url}: the replica holds no LTX files`;
+  if (newest === 0) return 'the replica holds no LTX files';
   const near = [
     below > 0 ? formatTxid(below) : undefined,
     Number.isFinite(above) ? formatTxid(above) : undefined,
   ]
     .filter((x) => x !== undefined)
     .join(' and ');
-  return (
-    `${describeTarget({ txid })} is not available in ${url}: the replica holds states up to ` +
-    `${formatTxid(newest)}; the nearest states it can produce end at ${near}`
-  );
+  return `the replica holds states up to ${formatTxid(newest)}; the nearest file boundaries are ${near}`;
 }
