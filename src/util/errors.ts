@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'LTX_BAD_COMPRESSION'
   | 'LTX_ENCODE'
   | 'LTX_NOT_CONTIGUOUS'
+  | 'LTX_ZSTD_UNINITIALIZED'
   // WAL (src/wal)
   | 'WAL_BAD_HEADER'
   // storage (src/storage)
@@ -40,6 +41,7 @@ export type ErrorCode =
   | 'REPLICA_NOT_REGISTERED'
   | 'REPLICA_READONLY'
   | 'REPLICA_CORRUPT'
+  | 'SQL_ERROR'
   | 'BAD_ARGUMENT';
 
 export class LtxvfsError extends Error {

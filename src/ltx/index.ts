@@ -1,0 +1,48 @@
+/** The LTX file format (Litestream v0.5 / superfly/ltx v3). Pure bytes in, bytes out. */
+export { Crc64, crc64, databaseChecksum, lockPgno, pageChecksum } from './checksum.js';
+export {
+  CHECKSUM_FLAG,
+  HEADER_FLAG_NO_CHECKSUM,
+  HEADER_SIZE,
+  MAX_PAGE_SIZE,
+  MIN_PAGE_SIZE,
+  PAGE_FLAG_SIZE,
+  PAGE_FLAG_ZSTD,
+  PAGE_HEADER_SIZE,
+  PAGE_INDEX_TAIL_ESTIMATE,
+  type PageEncoding,
+  TRAILER_SIZE,
+} from './constants.js';
+export {
+  type DecodedLtxFile,
+  type DecodedPage,
+  decodeLtxFile,
+  type LtxDecodeOptions,
+  type LtxEvent,
+  LtxParser,
+  LtxStreamDecoder,
+  type LtxWait,
+} from './decoder.js';
+export { encodeLtxFile, LtxEncoder, type LtxEncoderOptions } from './encoder.js';
+export {
+  decodeHeader,
+  encodeHeader,
+  isSnapshot,
+  isValidPageSize,
+  type LtxHeader,
+  type LtxTrailer,
+  validateHeader,
+} from './header.js';
+export { lz4Bound, lz4CompressBlock, lz4DecompressBlock } from './lz4-block.js';
+export { frameDescriptorChecksum } from './lz4-frame.js';
+export { decodePageFrame, encodePageFrame } from './page-frame.js';
+export {
+  encodePageIndex,
+  MIN_FILE_SIZE,
+  type PageIndexEntry,
+  type PageIndexTail,
+  parsePageIndexTail,
+} from './page-index.js';
+export { looksLikeLtxV1 } from './v1.js';
+export { xxh32 } from './xxh32.js';
+export { initZstd, isZstdReady } from './zstd.js';
