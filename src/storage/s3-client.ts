@@ -134,7 +134,28 @@ export class S3ReplicaClient implements ReplicaClient {
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
-    return [...levels].sort((a, b) => a - b);
+    // A prefix holding only other objects is not a level (same rule as the file backend).
+    const withLtx = await Promise.all(
+      [...levels].map(async (level) => ((await this.hasLtxFile(level)) ? level : -1)),
+    );
+    return withLtx.filter((level) => level >= 0).sort((a, b) => a - b);
+  }
+
+  private async hasLtxFile(level: number): Promise<boolean> {
+    const prefix = s3LevelPrefix(this.path, level);
+    let token: string | undefined;
+    do {
+      const page: ListObjectsV2CommandOutput = await this.send('list', `list level ${level}`, prefix, () =>
+        this.s3.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
+        ),
+      );
+      if ((page.Contents ?? []).some((o) => parseLtxFileName((o.Key ?? '').slice(prefix.length)) !== null)) {
+        return true;
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return false;
   }
 
   async listFiles(level: number, options: ListOptions = {}): Promise<LtxFileInfo[]> {
