@@ -1,0 +1,192 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Replica, type ReplicaOptions } from '../src/replica/replica.js';
+import { openReplicaClient } from '../src/storage/index.js';
+import type { LtxFileInfo, ReplicaClient } from '../src/storage/types.js';
+import { TestPrimary } from './replica-fixture.js';
+import { makeTempDir, type TempDir } from './support/tmp.js';
+
+/**
+ * Request counts, asserted on the storage client's counters (the file backend counts the same
+ * operations S3 would see). The replica: TXID 1 is a ~12 MiB snapshot of poorly compressible rows,
+ * then three small L0 files.
+ */
+let tmp: TempDir;
+let client: ReplicaClient;
+let primary: TestPrimary;
+let snapshotFile: LtxFileInfo;
+const MiB = 1024 * 1024;
+
+beforeAll(async () => {
+  tmp = await makeTempDir('ltxvfs-replica-req-');
+  client = openReplicaClient(join(tmp.dir, 'replica'));
+  primary = new TestPrimary(client, tmp.dir);
+  primary.db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
+  const insert = primary.db.prepare('INSERT INTO t (id, v) VALUES (?, ?)');
+  primary.db.transaction(() => {
+    for (let id = 1; id <= 40_000; id++) insert.run(id, randomBytes(150).toString('base64'));
+  })();
+  snapshotFile = await primary.sync();
+  for (let i = 0; i < 3; i++) {
+    primary.db.prepare('UPDATE t SET v = ? WHERE id = ?').run(`small change ${i}`, 1000 * (i + 1));
+    await primary.sync();
+  }
+}, 60_000);
+
+afterAll(async () => {
+  primary.close();
+  await client.close();
+  await tmp.cleanup();
+});
+
+async function openFresh(options: ReplicaOptions = {}): Promise<Replica> {
+  client.resetStats();
+  return Replica.open(client, { pollIntervalMs: 0, ...options });
+}
+
+/** Pages that only the snapshot holds (so a read goes to that one object). */
+function snapshotOnlyPages(): number[] {
+  const changed = new Set<number>();
+  const images = [...primary.images.values()];
+  const pageSize = primary.pageSize;
+  for (let i = 1; i < images.length; i++) {
+    const a = images[i - 1];
+    const b = images[i];
+    for (let p = 0; p * pageSize < b.length; p++) {
+      if (
+        Buffer.compare(
+          a.subarray(p * pageSize, (p + 1) * pageSize),
+          b.subarray(p * pageSize, (p + 1) * pageSize),
+        ) !== 0
+      )
+        changed.add(p + 1);
+    }
+  }
+  const out: number[] = [];
+  const pages = images[images.length - 1].length / pageSize;
+  for (let p = 1; p <= pages; p++) if (!changed.has(p)) out.push(p);
+  return out;
+}
+
+describe('Replica request counts', () => {
+  it('the fixture has a multi-MiB snapshot', () => {
+    expect(snapshotFile.size).toBeGreaterThan(8 * MiB);
+  });
+
+  it('opening costs one range GET per planned file (the last file is small, so no header read)', async () => {
+    const replica = await openFresh();
+    const s = client.stats();
+    expect(s.get).toBe(4);
+    await replica.close();
+  });
+
+  it('a plan ending in a large file needs one 100-byte header read (its index tail is already cached)', async () => {
+    const replica = await openFresh();
+    client.resetStats();
+    const view = await replica.acquireAt({ txid: 1 });
+    expect(client.stats().get).toBe(1);
+    expect(client.stats().bytesRead).toBe(100);
+    expect(view.txid).toBe(1);
+    view.release();
+    await replica.close();
+  });
+
+  it('a cold random page costs exactly one GET; a repeat costs none', async () => {
+    const replica = await openFresh();
+    const view = replica.acquireLatest();
+    const candidates = snapshotOnlyPages();
+    const picks = [
+      candidates[Math.floor(candidates.length / 2)],
+      candidates[17],
+      candidates[candidates.length - 5],
+    ];
+    for (const pgno of picks) {
+      client.resetStats();
+      const page = await view.readPage(pgno);
+      expect(client.stats().get).toBe(1);
+      const image = primary.images.get(4)!;
+      expect(Buffer.compare(page, image.subarray((pgno - 1) * 4096, pgno * 4096))).toBe(0);
+    }
+    client.resetStats();
+    for (const pgno of picks) await view.readPage(pgno);
+    expect(client.stats().get).toBe(0);
+    expect(view.readPageSync(picks[0])).toBeDefined();
+    view.release();
+    await replica.close();
+  });
+
+  it('a sequential scan of the snapshot costs at most one GET per 4 MiB plus a small constant', async () => {
+    const replica = await openFresh();
+    const view = replica.acquireLatest();
+    client.resetStats();
+    const pages = snapshotOnlyPages();
+    for (const pgno of pages) await view.readPage(pgno);
+    const s = client.stats();
+    const limit = Math.ceil(snapshotFile.size / (4 * MiB)) + 8;
+    console.log(
+      `sequential scan: ${pages.length} pages, ${s.get} GETs, ${s.bytesRead} bytes (object ${snapshotFile.size} bytes)`,
+    );
+    expect(s.get).toBeLessThanOrEqual(limit);
+    expect(s.bytesRead).toBeLessThanOrEqual(snapshotFile.size + 4 * MiB);
+    view.release();
+    await replica.close();
+  });
+
+  it('without coalescing and read-ahead the same scan costs one GET per page (the baseline)', async () => {
+    const replica = await openFresh({ coalesce: false, readAhead: false });
+    const view = replica.acquireLatest();
+    client.resetStats();
+    const pages = snapshotOnlyPages().slice(0, 500);
+    for (const pgno of pages) await view.readPage(pgno);
+    expect(client.stats().get).toBe(500);
+    view.release();
+    await replica.close();
+  });
+
+  it('concurrent reads of adjacent pages are coalesced into one GET and de-duplicated', async () => {
+    const replica = await openFresh({ readAhead: false });
+    const view = replica.acquireLatest();
+    const pages = snapshotOnlyPages();
+    // A run of consecutive page numbers held by the snapshot.
+    const start = pages.findIndex((p, i) => i > 100 && pages[i + 31] === p + 31);
+    const run = pages.slice(start, start + 32);
+    client.resetStats();
+    const got = await Promise.all([...run, ...run].map((p) => view.readPage(p)));
+    expect(client.stats().get).toBe(1);
+    const image = primary.images.get(4)!;
+    run.forEach((p, i) => {
+      expect(Buffer.compare(got[i], image.subarray((p - 1) * 4096, p * 4096))).toBe(0);
+    });
+    view.release();
+    await replica.close();
+  });
+
+  it('ten views of one replica cause no more LIST requests than the one poller', async () => {
+    const replica = await openFresh();
+    client.resetStats();
+    const views = Array.from({ length: 10 }, () => replica.acquireLatest());
+    await Promise.all(views.map((v) => v.readPage(1)));
+    // Ten connections asking to poll at once share one poll.
+    await Promise.all(views.map(() => replica.poll()));
+    expect(client.stats().list).toBe(1);
+    for (const v of views) v.release();
+    await replica.close();
+  });
+
+  it('background polling: LIST count follows the poll interval, not the number of views', async () => {
+    const replica = await openFresh({ pollIntervalMs: 100 });
+    client.resetStats();
+    const started = Date.now();
+    const views = Array.from({ length: 10 }, () => replica.acquireLatest());
+    while (Date.now() - started < 700) {
+      await Promise.all(views.map((v, i) => v.readPage(1 + i)));
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const elapsed = Date.now() - started;
+    expect(client.stats().list).toBeLessThanOrEqual(Math.ceil(elapsed / 100) + 1);
+    expect(client.stats().list).toBeGreaterThanOrEqual(3);
+    for (const v of views) v.release();
+    await replica.close();
+  });
+});
