@@ -1,0 +1,251 @@
+import * as SQLite from '@journeyapps/wa-sqlite';
+import { Replica, type ReplicaOptions } from '../src/replica/replica.js';
+import { openReplicaClient } from '../src/storage/index.js';
+import type { ReplicaClient } from '../src/storage/types.js';
+import { LtxvfsError } from '../src/util/errors.js';
+import { LtxDatabase, type PooledInstance, translateError } from './database.js';
+import { LtxVfs, splitUri } from './ltx-vfs.js';
+import { instantiateWaSqlite } from './module.js';
+import { Mutex } from './mutex.js';
+import { ReplicaMap } from './registry.js';
+import type { ReplicaSource } from './replica-port.js';
+
+export interface LtxOptions {
+  /** wa-sqlite module instances (each runs one call at a time); default 4, created on demand. */
+  instances?: number;
+  /** SQLite page cache per connection in KiB (PRAGMA cache_size = -N); default 8192. */
+  cacheSizeKiB?: number;
+  logger?: (line: string) => void;
+}
+
+export interface OpenOptions {
+  /** Pin the connection to this TXID (same as `&txid=` in the URI). */
+  txid?: number | string;
+  /** Pin the connection to the state at this time: a Date, ISO text, or '-5 minutes'. */
+  timestamp?: Date | string;
+}
+
+/** How a replica is given to registerReplica. */
+export type ReplicaInput = string | ReplicaClient | ReplicaSource;
+
+const OPEN_FLAGS = SQLite.SQLITE_OPEN_READONLY | SQLite.SQLITE_OPEN_URI;
+
+/** Loads wa-sqlite and returns the entry point of the Node API. */
+export async function createLtx(options: LtxOptions = {}): Promise<Ltx> {
+  const ltx = new Ltx(options);
+  await ltx.ready();
+  return ltx;
+}
+
+/**
+ * Registered replicas plus a small pool of wa-sqlite instances. Connections are spread over the
+ * instances; each connection stays on its instance. All connections to one replica share one
+ * Replica (one page map, cache and poller).
+ */
+export class Ltx {
+  private readonly registry = new ReplicaMap();
+  /** Replicas this object opened (and therefore closes). */
+  private readonly owned = new Map<string, { replica: Replica; client?: ReplicaClient }>();
+  private readonly instances: PooledInstance[] = [];
+  private creating: Promise<PooledInstance> | undefined;
+  private pendingInstances = 0;
+  private readonly databases = new Set<LtxDatabase>();
+  private readonly maxInstances: number;
+  private closed = false;
+
+  constructor(private readonly options: LtxOptions = {}) {
+    this.maxInstances = Math.max(1, options.instances ?? 4);
+  }
+
+  /** Creates the first module instance (so the first open is quick). */
+  async ready(): Promise<void> {
+    if (this.instances.length === 0) await this.addInstance();
+  }
+
+  /**
+   * Registers a replica under `name` (used as `file:<name>?vfs=ltx`; with or without ".db").
+   * `source` is a replica URL (`s3://bucket/path`, `file:///dir`, a directory), a ReplicaClient,
+   * or an already opened Replica.
+   */
+  async registerReplica(
+    name: string,
+    source: ReplicaInput,
+    options: ReplicaOptions = {},
+  ): Promise<Replica | ReplicaSource> {
+    this.assertOpen();
+    if (!/^[^?#/\\\0]+$/.test(name)) {
+      throw new LtxvfsError(
+        'BAD_ARGUMENT',
+        `invalid replica name "${name}": no '/', '?', '#' or '\\' allowed`,
+      );
+    }
+    if (this.registry.get(name))
+      throw new LtxvfsError('BAD_ARGUMENT', `a replica is already registered as "${name}"`);
+    let replica: ReplicaSource;
+    if (isReplicaSource(source)) {
+      replica = source;
+    } else {
+      const client = typeof source === 'string' ? openReplicaClient(source) : source;
+      try {
+        const opened = await Replica.open(client, { logger: this.options.logger, ...options });
+        this.owned.set(name, { replica: opened, client: typeof source === 'string' ? client : undefined });
+        replica = opened;
+      } catch (err) {
+        if (typeof source === 'string') await client.close().catch(() => undefined);
+        throw err;
+      }
+    }
+    this.registry.add(name, replica);
+    return replica;
+  }
+
+  /** The replica registered under `name` (or its ".db" twin). */
+  replica(name: string): ReplicaSource | undefined {
+    const canonical = this.registry.canonicalName(name);
+    return canonical === undefined ? undefined : this.registry.get(canonical);
+  }
+
+  /** Closes the connections that use it, then the replica if this object opened it. */
+  async unregisterReplica(name: string): Promise<void> {
+    const canonical = this.registry.canonicalName(name);
+    if (canonical === undefined) return;
+    this.registry.delete(canonical);
+    const owned = this.owned.get(canonical);
+    this.owned.delete(canonical);
+    if (owned) {
+      await owned.replica.close();
+      await owned.client?.close();
+    }
+  }
+
+  /**
+   * Opens a read-only connection: `file:<name>?vfs=ltx` follows the latest TXID,
+   * `file:<name>?vfs=ltx&txid=N` (or `&time=<ISO or relative>`) stays on one state.
+   * A bare registered name is accepted too.
+   */
+  async open(uri: string, options: OpenOptions = {}): Promise<LtxDatabase> {
+    this.assertOpen();
+    const fullUri = this.normalizeUri(uri, options);
+    const instance = await this.reserveInstance();
+    try {
+      const handle = await instance.mutex.run(async () => {
+        instance.vfs.clearLastError();
+        try {
+          const db = await instance.sqlite3.open_v2(fullUri, OPEN_FLAGS);
+          // Temp tables and sorter spills stay in memory; a larger page cache than SQLite's
+          // 2 MB default saves trips into the replica for repeated pages.
+          await instance.sqlite3.exec(
+            db,
+            `PRAGMA temp_store = MEMORY; PRAGMA cache_size = -${Math.max(64, this.options.cacheSizeKiB ?? 8192)}`,
+          );
+          return db;
+        } catch (err) {
+          throw translateError(err, instance.vfs.takeLastError(), fullUri);
+        }
+      });
+      const db = new LtxDatabase(fullUri, instance, handle, (closed) => {
+        this.databases.delete(closed);
+        instance.connections--;
+      });
+      this.databases.add(db);
+      return db;
+    } catch (err) {
+      instance.connections--;
+      throw err;
+    }
+  }
+
+  /** Closes every connection, then the replicas this object opened. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.allSettled([...this.databases].map((db) => db.close()));
+    this.closed = true;
+    for (const name of [...this.owned.keys()]) await this.unregisterReplica(name);
+  }
+
+  /** The VFS of each module instance (for diagnostics and tests). */
+  get vfsInstances(): LtxVfs[] {
+    return this.instances.map((i) => i.vfs);
+  }
+
+  private normalizeUri(uri: string, options: OpenOptions): string {
+    let path: string;
+    let params: Map<string, string>;
+    if (uri.startsWith('file:')) {
+      ({ path, params } = splitUri(uri.slice('file:'.length)));
+      const vfs = params.get('vfs');
+      if (vfs !== undefined && vfs !== 'ltx') {
+        throw new LtxvfsError('BAD_ARGUMENT', `bad URI "${uri}": vfs=${vfs} is not served here; use vfs=ltx`);
+      }
+    } else if (!/[?/\\]/.test(uri) && uri.length > 0) {
+      path = uri;
+      params = new Map();
+    } else {
+      throw new LtxvfsError(
+        'BAD_ARGUMENT',
+        `bad URI "${uri}": expected file:<replica name>?vfs=ltx[&txid=N]`,
+      );
+    }
+    if (!path) throw new LtxvfsError('BAD_ARGUMENT', `bad URI "${uri}": no replica name`);
+    if (this.registry.canonicalName(path) === undefined) {
+      const known = this.registry.names();
+      throw new LtxvfsError(
+        'REPLICA_NOT_REGISTERED',
+        `no replica registered as "${path}" (registered: ${known.length ? known.map((n) => `"${n}"`).join(', ') : 'none'})`,
+      );
+    }
+    params.set('vfs', 'ltx');
+    if (options.txid !== undefined) params.set('txid', String(options.txid));
+    if (options.timestamp !== undefined) {
+      params.set(
+        'time',
+        options.timestamp instanceof Date ? options.timestamp.toISOString() : options.timestamp,
+      );
+    }
+    const query = [...params].map(([k, v]) => `${k}=${v}`).join('&');
+    return `file:${path}?${query}`;
+  }
+
+  /**
+   * An instance for a new connection, already counted: an idle one, else a new one while the
+   * pool may grow, else the least busy. Counting before any await keeps concurrent opens apart.
+   */
+  private async reserveInstance(): Promise<PooledInstance> {
+    const idle = this.instances.find((i) => i.connections === 0);
+    if (idle || this.instances.length + this.pendingInstances >= this.maxInstances) {
+      if (!idle && this.instances.length === 0) await this.creating;
+      const chosen = idle ?? this.instances.reduce((a, b) => (b.connections < a.connections ? b : a));
+      chosen.connections++;
+      return chosen;
+    }
+    const created = await this.addInstance();
+    created.connections++;
+    return created;
+  }
+
+  private addInstance(): Promise<PooledInstance> {
+    this.pendingInstances++;
+    const creating = (async () => {
+      try {
+        const { module, sqlite3 } = await instantiateWaSqlite();
+        const vfs = new LtxVfs(module, this.registry, { logger: this.options.logger });
+        sqlite3.vfs_register(vfs, false);
+        const instance: PooledInstance = { module, sqlite3, vfs, mutex: new Mutex(), connections: 0 };
+        this.instances.push(instance);
+        return instance;
+      } finally {
+        this.pendingInstances--;
+      }
+    })();
+    this.creating = creating;
+    return creating;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new LtxvfsError('BAD_ARGUMENT', 'this Ltx is closed');
+  }
+}
+
+function isReplicaSource(value: ReplicaInput): value is ReplicaSource {
+  return typeof value === 'object' && value !== null && 'acquireLatest' in value && 'acquireAt' in value;
+}
