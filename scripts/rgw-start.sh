@@ -43,7 +43,7 @@ all_alive() {
 }
 
 if [ -f "$D/env" ] && all_alive && port_open "$RGW_PORT"; then
-  ready_line
+  echo "$(ready_line) already running"
   exit 0
 fi
 
