@@ -1,0 +1,181 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type HydrationStatus,
+  Replica,
+  type ReplicaOptions,
+  type ReplicaView,
+} from '../src/replica/replica.js';
+import { openReplicaClient } from '../src/storage/index.js';
+import type { ReplicaClient } from '../src/storage/types.js';
+import { TestPrimary } from './replica-fixture.js';
+import { makeTempDir, type TempDir } from './support/tmp.js';
+
+let tmp: TempDir;
+let client: ReplicaClient;
+let primary: TestPrimary;
+let hydratePath: string;
+const open: Replica[] = [];
+
+async function waitFor(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function openReplica(options: ReplicaOptions = {}): Promise<Replica> {
+  const r = await Replica.open(client, { pollIntervalMs: 0, hydratePath, ...options });
+  open.push(r);
+  return r;
+}
+
+async function hydrated(replica: Replica, txid: number): Promise<void> {
+  await waitFor(`hydration at TXID ${txid}`, () => {
+    const h = replica.hydration();
+    if (h.state === 'error') throw new Error(h.error);
+    return h.state === 'done' && h.txid === txid;
+  });
+}
+
+function fileEquals(txid: number): void {
+  const onDisk = readFileSync(hydratePath);
+  const image = primary.images.get(txid)!;
+  expect(onDisk.length).toBe(image.length);
+  expect(Buffer.compare(onDisk, image)).toBe(0);
+}
+
+async function readAll(view: ReplicaView): Promise<Buffer> {
+  const pages: Uint8Array[] = [];
+  for (let p = 1; p <= view.pageCount; p++) pages.push(await view.readPage(p));
+  return Buffer.concat(pages);
+}
+
+function change(rows: number, tag: string): void {
+  const update = primary.db.prepare('UPDATE t SET v = ? WHERE id = ?');
+  primary.db.transaction(() => {
+    for (let i = 0; i < rows; i++) update.run(`${tag}-${i}`, 1 + i * 97);
+  })();
+}
+
+beforeEach(async () => {
+  tmp = await makeTempDir('ltxvfs-hydrate-');
+  client = openReplicaClient(join(tmp.dir, 'replica'));
+  primary = new TestPrimary(client, tmp.dir);
+  hydratePath = join(tmp.dir, 'local', 'hydrated.db');
+  await import('node:fs/promises').then((fs) => fs.mkdir(join(tmp.dir, 'local')));
+  primary.db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
+  const insert = primary.db.prepare('INSERT INTO t (id, v) VALUES (?, ?)');
+  primary.db.transaction(() => {
+    for (let id = 1; id <= 8000; id++) insert.run(id, randomBytes(120).toString('base64'));
+  })();
+  await primary.sync();
+  change(20, 'second');
+  await primary.sync();
+});
+
+afterEach(async () => {
+  for (const r of open.splice(0)) await r.close();
+  primary.close();
+  await client.close();
+  await tmp.cleanup();
+});
+
+describe('Replica hydration', () => {
+  it('downloads the whole database into the file; then reads need zero requests', async () => {
+    const replica = await openReplica();
+    const events: HydrationStatus[] = [];
+    replica.on('hydration', (s: HydrationStatus) => events.push(s));
+    await hydrated(replica, 2);
+    fileEquals(2);
+    expect(existsSync(`${hydratePath}.tmp`)).toBe(false);
+    const status = replica.hydration();
+    expect(status.pagesDone).toBe(status.pagesTotal);
+    expect(status.pagesTotal * 4096).toBe(primary.images.get(2)!.length);
+    expect(events.at(-1)?.state).toBe('done');
+    client.resetStats();
+    const view = replica.acquireLatest();
+    for (let p = 1; p <= view.pageCount; p++) expect(view.readPageSync(p)).toBeDefined();
+    expect(Buffer.compare(await readAll(view), primary.images.get(2)!)).toBe(0);
+    const historical = await replica.acquireAt({ txid: 1 });
+    client.resetStats();
+    // Pages unchanged since TXID 1 come from the file too: only the changed ones cost requests.
+    expect(Buffer.compare(await readAll(historical), primary.images.get(1)!)).toBe(0);
+    expect(client.stats().get).toBeLessThanOrEqual(20);
+    expect(client.stats().get).toBeGreaterThan(0);
+    view.release();
+    historical.release();
+    client.resetStats();
+    const again = replica.acquireLatest();
+    await readAll(again);
+    expect(client.stats().get).toBe(0);
+    again.release();
+  });
+
+  it('never moves the file under an open view; catches up after it is released', async () => {
+    const replica = await openReplica();
+    await hydrated(replica, 2);
+    const held = replica.acquireLatest();
+    change(50, 'third');
+    await primary.sync();
+    expect(await replica.poll()).toBe(3);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(replica.hydration().txid).toBe(2);
+    fileEquals(2);
+    // The newer view reads the changed pages from the store, the rest from the file.
+    const newer = replica.acquireLatest();
+    expect(Buffer.compare(await readAll(newer), primary.images.get(3)!)).toBe(0);
+    expect(Buffer.compare(await readAll(held), primary.images.get(2)!)).toBe(0);
+    held.release();
+    // The newer view pins TXID 3, which is not older than the target: the file may move.
+    await hydrated(replica, 3);
+    fileEquals(3);
+    newer.release();
+  });
+
+  it('a restart resumes from the file and downloads only what changed', async () => {
+    const first = await openReplica();
+    await hydrated(first, 2);
+    const full = first.hydration().bytesDownloaded;
+    await first.close();
+    change(10, 'while closed');
+    const newFile = await primary.sync();
+    client.resetStats();
+    const second = await openReplica();
+    await hydrated(second, 3);
+    fileEquals(3);
+    const status = second.hydration();
+    expect(status.bytesDownloaded).toBeLessThanOrEqual(newFile.size);
+    expect(status.bytesDownloaded).toBeLessThan(full / 20);
+    // Opening (3 index tails + levels/list) plus a handful of page GETs.
+    expect(client.stats().get).toBeLessThanOrEqual(3 + 10);
+    // Index tails (whole small files, 64 KiB of the snapshot) plus the changed pages.
+    const l0 = primary.files.filter((f) => f.minTxid > 1).reduce((n, f) => n + f.size, 0);
+    expect(client.stats().bytesRead).toBeLessThanOrEqual(64 * 1024 + l0 + status.bytesDownloaded);
+    await second.close();
+    client.resetStats();
+    const third = await openReplica();
+    await hydrated(third, 3);
+    expect(third.hydration().bytesDownloaded).toBe(0);
+  });
+
+  it('an interrupted first download resumes where it stopped', async () => {
+    const first = await openReplica({ maxReadAheadBytes: 256 * 1024 });
+    await waitFor('some progress', () => first.hydration().pagesDone > 0);
+    await first.close();
+    const before = first.hydration();
+    expect(before.state).not.toBe('done');
+    expect(existsSync(`${hydratePath}.tmp`)).toBe(true);
+    const second = await openReplica();
+    await hydrated(second, 2);
+    fileEquals(2);
+    const after = second.hydration();
+    // Together the two runs fetched the database about once, not once plus a restart from zero.
+    const whole = primary.files.reduce((n, f) => n + f.size, 0);
+    expect(after.bytesDownloaded).toBeLessThan(whole - before.bytesDownloaded / 2);
+    expect(before.bytesDownloaded + after.bytesDownloaded).toBeLessThanOrEqual(whole);
+  });
+});
