@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { register as registerLs } from './ls.js';
 import { register as registerQuery } from './query.js';
 
 /**
@@ -8,5 +9,6 @@ import { register as registerQuery } from './query.js';
 export function registerCommands(program: Command): void {
   // register(program) calls are added here as commands land, e.g.:
   // registerLs(program);
+  registerLs(program);
   registerQuery(program);
 }
