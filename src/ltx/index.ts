@@ -1,5 +1,6 @@
 /** The LTX file format (Litestream v0.5 / superfly/ltx v3). Pure bytes in, bytes out. */
 export { Crc64, crc64, databaseChecksum, lockPgno, pageChecksum } from './checksum.js';
+export { type CompactOptions, compactLtx } from './compactor.js';
 export {
   CHECKSUM_FLAG,
   HEADER_FLAG_NO_CHECKSUM,

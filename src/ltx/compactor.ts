@@ -1,0 +1,114 @@
+import { LtxvfsError } from '../util/errors.js';
+import { HEADER_FLAG_NO_CHECKSUM, type PageEncoding } from './constants.js';
+import { type DecodedPage, LtxStreamDecoder } from './decoder.js';
+import { LtxEncoder } from './encoder.js';
+import type { LtxHeader } from './header.js';
+
+export interface CompactOptions {
+  /** Page encoding of the output; 'lz4-block' by default. */
+  encoding?: PageEncoding;
+  /** Output timestamp (ms); defaults to the last input's. */
+  timestamp?: number;
+}
+
+interface Input {
+  decoder: LtxStreamDecoder;
+  pages: AsyncGenerator<DecodedPage>;
+  head: DecodedPage | undefined;
+  header: LtxHeader;
+  /** A page of this input survives only up to the smallest Commit from here to the last input. */
+  keepUpTo: number;
+}
+
+/**
+ * Merges a contiguous run of LTX files (oldest first) into one, streaming: each input is read
+ * page by page in a k-way merge on page number, so memory is about one page per input.
+ *
+ * The newest version of each page wins; Commit and timestamp come from the last input; a page is
+ * dropped if any later input shrank the database below it (a shrink followed by a regrow rewrites
+ * the regrown pages). Output: NoChecksum, pre/post-apply checksums 0, no WAL fields; starting at
+ * TXID 1 it is a full snapshot, and the encoder checks that it is complete.
+ *
+ * Every input is fully verified, but a failure can surface only after output was produced (the
+ * file checksum is at the end): use the output only if iteration finishes without throwing.
+ */
+export async function* compactLtx(
+  inputs: Array<AsyncIterable<Uint8Array>>,
+  options: CompactOptions = {},
+): AsyncGenerator<Uint8Array> {
+  if (inputs.length === 0) throw new LtxvfsError('BAD_ARGUMENT', 'compactLtx needs at least one input');
+  const list: Input[] = [];
+  for (const [i, chunks] of inputs.entries()) {
+    const decoder = new LtxStreamDecoder(chunks);
+    const header = await decoder.header();
+    const prev = list[i - 1]?.header;
+    if (prev) {
+      if (header.minTxid !== prev.maxTxid + 1) {
+        throw new LtxvfsError(
+          'LTX_NOT_CONTIGUOUS',
+          `input ${i} starts at TXID ${header.minTxid}, expected ${prev.maxTxid + 1} after input ${i - 1}`,
+        );
+      }
+      if (header.pageSize !== prev.pageSize) {
+        throw new LtxvfsError(
+          'LTX_NOT_CONTIGUOUS',
+          `input ${i} has page size ${header.pageSize}, input ${i - 1} has ${prev.pageSize}`,
+        );
+      }
+    }
+    list.push({ decoder, pages: decoder.pages(), head: undefined, header, keepUpTo: header.commit });
+  }
+  for (let i = list.length - 2; i >= 0; i--)
+    list[i].keepUpTo = Math.min(list[i].header.commit, list[i + 1].keepUpTo);
+  const first = list[0].header;
+  const last = list[list.length - 1].header;
+  const header: LtxHeader = {
+    flags: HEADER_FLAG_NO_CHECKSUM,
+    pageSize: last.pageSize,
+    commit: last.commit,
+    minTxid: first.minTxid,
+    maxTxid: last.maxTxid,
+    timestamp: options.timestamp ?? last.timestamp,
+    preApplyChecksum: 0n,
+    walOffset: 0,
+    walSize: 0,
+    walSalt1: 0,
+    walSalt2: 0,
+    nodeId: 0n,
+  };
+  const encoder = new LtxEncoder(header, { encoding: options.encoding });
+  yield encoder.begin();
+
+  const advance = async (input: Input): Promise<void> => {
+    for (;;) {
+      const r = await input.pages.next();
+      if (r.done) {
+        input.head = undefined;
+        return;
+      }
+      if (r.value.pgno <= input.keepUpTo) {
+        input.head = r.value;
+        return;
+      }
+    }
+  };
+  await Promise.all(list.map(advance));
+  for (;;) {
+    let pgno = Number.POSITIVE_INFINITY;
+    for (const input of list) if (input.head && input.head.pgno < pgno) pgno = input.head.pgno;
+    if (pgno === Number.POSITIVE_INFINITY) break;
+    let newest: DecodedPage | undefined;
+    const moving: Input[] = [];
+    for (const input of list) {
+      if (input.head?.pgno === pgno) {
+        newest = input.head;
+        moving.push(input);
+      }
+    }
+    yield encoder.writePage(pgno, newest!.data);
+    await Promise.all(moving.map(advance));
+  }
+  // Reaching each trailer verifies each input's index and file checksum.
+  for (const input of list) await input.decoder.trailer();
+  yield encoder.finish();
+}

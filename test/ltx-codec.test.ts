@@ -1,0 +1,276 @@
+import { spawnSync } from 'node:child_process';
+import fc from 'fast-check';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  crc64,
+  databaseChecksum,
+  decodeLtxFile,
+  decodePageFrame,
+  encodeLtxFile,
+  frameDescriptorChecksum,
+  initZstd,
+  type LtxHeader,
+  LtxStreamDecoder,
+  lockPgno,
+  lz4Bound,
+  lz4CompressBlock,
+  lz4DecompressBlock,
+  type PageEncoding,
+  pageChecksum,
+  parsePageIndexTail,
+  xxh32,
+} from '../src/ltx/index.js';
+import { decodeLz4Frame, encodeLz4Frame } from '../src/ltx/lz4-frame.js';
+
+beforeAll(async () => {
+  await initZstd();
+});
+
+const ascii = (s: string) => new TextEncoder().encode(s);
+
+describe('published test vectors', () => {
+  it('CRC-64/GO-ISO check value of "123456789" is 0xB90956C775A41001', () => {
+    expect(crc64(ascii('123456789'))).toBe(0xb90956c775a41001n);
+  });
+
+  it('CRC-64 continues from a seed like Go crc64.Update', () => {
+    const whole = crc64(ascii('123456789'));
+    expect(crc64(ascii('6789'), crc64(ascii('12345')))).toBe(whole);
+    // Every split point, across the 8-byte fast path.
+    const data = new Uint8Array(100).map((_, i) => (i * 37 + 11) & 0xff);
+    const ref = crc64(data);
+    for (let i = 0; i <= data.length; i++)
+      expect(crc64(data.subarray(i), crc64(data.subarray(0, i)))).toBe(ref);
+  });
+
+  it('xxh32("") = 0x02CC5D05 and xxh32(512 zero bytes) = 0x32C153DE', () => {
+    expect(xxh32(new Uint8Array(0))).toBe(0x02cc5d05);
+    expect(xxh32(new Uint8Array(512))).toBe(0x32c153de);
+  });
+
+  it('frame descriptor checksum of FLG 0x64 / BD 0x40 is 0xA7', () => {
+    expect(frameDescriptorChecksum(Uint8Array.of(0x64, 0x40))).toBe(0xa7);
+  });
+
+  it('database checksum of one zero 512-byte page is 0xEFB1F44FECD99000; empty is 0x8000000000000000', () => {
+    expect(databaseChecksum([{ pgno: 1, data: new Uint8Array(512) }])).toBe(0xefb1f44fecd99000n);
+    expect(databaseChecksum([])).toBe(0x8000000000000000n);
+    expect(pageChecksum(1, new Uint8Array(512))).toBe(0xefb1f44fecd99000n);
+  });
+});
+
+const hasLz4Cli = spawnSync('lz4', ['--version']).status === 0;
+
+describe('LZ4 against the reference lz4 command (C implementation)', () => {
+  if (!hasLz4Cli) {
+    it.skip('skipped: the `lz4` command is not installed (apt-get install lz4)', () => {});
+    return;
+  }
+  const samples = [
+    new Uint8Array(4096),
+    new Uint8Array(4096).map((_, i) => (i * 7) & 0xff),
+    new Uint8Array(4096).map(() => Math.floor(Math.random() * 256)),
+    ascii('SQLite format 3\0'.repeat(256)),
+    new Uint8Array(65536).map((_, i) => (i % 1000 < 500 ? i & 3 : (i * 2654435761) >>> 24)),
+  ];
+
+  it('our legacy frames decompress with `lz4 -d` to the original pages', () => {
+    const frames = samples.map((s) => encodeLz4Frame(s));
+    const joined = Buffer.concat(frames);
+    const r = spawnSync('lz4', ['-d', '-c'], { input: joined, maxBuffer: 1 << 24 });
+    expect(r.status).toBe(0);
+    expect(Buffer.compare(r.stdout, Buffer.concat(samples))).toBe(0);
+  });
+
+  it('frames from `lz4` (4 MiB blocks, content size, block checksums, dependent blocks) decode', () => {
+    for (const flags of [[], ['--content-size'], ['-BX'], ['-BD', '-B4'], ['--no-frame-crc']]) {
+      for (const s of samples) {
+        const r = spawnSync('lz4', ['-c', '-z', ...flags], { input: s });
+        expect(r.status).toBe(0);
+        const frame = new Uint8Array(r.stdout);
+        expect(Buffer.from(decodeLz4Frame(frame, 0, frame.length, s.length)).equals(Buffer.from(s))).toBe(
+          true,
+        );
+      }
+    }
+  });
+});
+
+describe('LZ4 block codec', () => {
+  it('round-trips arbitrary data up to 64 KiB, within lz4Bound', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ minLength: 0, maxLength: 70 }),
+          fc.uint8Array({ minLength: 0, maxLength: 5000 }),
+          fc
+            .tuple(fc.uint8Array({ minLength: 1, maxLength: 40 }), fc.integer({ min: 1, max: 65536 }))
+            .map(([unit, n]) => new Uint8Array(n).map((_, i) => unit[i % unit.length])),
+        ),
+        (data) => {
+          const out = new Uint8Array(lz4Bound(data.length));
+          const n = lz4CompressBlock(data, out);
+          expect(n).toBeLessThanOrEqual(lz4Bound(data.length));
+          const back = new Uint8Array(data.length);
+          expect(lz4DecompressBlock(out, 0, n, back, 0, back.length)).toBe(data.length);
+          expect(Buffer.from(back).equals(Buffer.from(data))).toBe(true);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
+type PageSpec = { pgno: number; data: Uint8Array };
+
+/** Pages that exercise every codec path: zeros, runs, text-like, random. */
+const pageContent = (pageSize: number) =>
+  fc.oneof(
+    fc.constant(new Uint8Array(pageSize)),
+    fc.integer({ min: 0, max: 255 }).map((b) => new Uint8Array(pageSize).fill(b)),
+    fc
+      .uint8Array({ minLength: 1, maxLength: 64 })
+      .map((u) => new Uint8Array(pageSize).map((_, i) => u[i % u.length])),
+    fc.integer().map((seed) => {
+      let x = seed | 1;
+      return new Uint8Array(pageSize).map(() => {
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        return x & 0xff;
+      });
+    }),
+  );
+
+const ENCODINGS: PageEncoding[] = ['lz4-block', 'lz4-frame', 'zstd'];
+
+const fileSpec = fc
+  .record({
+    pageSizeLog: fc.integer({ min: 9, max: 16 }),
+    encoding: fc.constantFrom(...ENCODINGS),
+    snapshot: fc.boolean(),
+    noChecksum: fc.boolean(),
+    commit: fc.integer({ min: 1, max: 12 }),
+    seed: fc.integer(),
+  })
+  .chain((s) => {
+    const pageSize = 2 ** s.pageSizeLog;
+    const pgnos = s.snapshot
+      ? fc.constant(Array.from({ length: s.commit }, (_, i) => i + 1))
+      : fc.uniqueArray(fc.integer({ min: 1, max: s.commit }), { minLength: 0, maxLength: s.commit });
+    return pgnos.chain((list) =>
+      fc
+        .tuple(
+          ...[...list]
+            .sort((a, b) => a - b)
+            .map((pgno) => pageContent(pageSize).map((data) => ({ pgno, data }))),
+        )
+        .map((pages: PageSpec[]) => ({ ...s, pageSize, pages })),
+    );
+  });
+
+function headerFor(s: {
+  pageSize: number;
+  commit: number;
+  snapshot: boolean;
+  noChecksum: boolean;
+}): LtxHeader {
+  return {
+    flags: s.noChecksum ? 2 : 0,
+    pageSize: s.pageSize,
+    commit: s.commit,
+    minTxid: s.snapshot ? 1 : 5,
+    maxTxid: s.snapshot ? 3 : 9,
+    timestamp: 1_700_000_000_123,
+    preApplyChecksum: s.snapshot || s.noChecksum ? 0n : 0x8000000000000abcn,
+    walOffset: 32,
+    walSize: 4152,
+    walSalt1: 0xdeadbeef,
+    walSalt2: 7,
+    nodeId: 0n,
+  };
+}
+
+async function* chunks(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
+}
+
+describe('LTX round trip (property)', () => {
+  it('random page sets, page sizes 512..65536, all encodings: encode -> decode (whole, stream, random access)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fileSpec,
+        fc.integer({ min: 1, max: 5000 }),
+        fc.integer({ min: 24, max: 3000 }),
+        async (s, chunk, tailLen) => {
+          const header = headerFor(s);
+          const post = s.noChecksum ? undefined : s.snapshot ? undefined : 0x8000000000000defn;
+          const file = encodeLtxFile(header, s.pages, { encoding: s.encoding, postApplyChecksum: post });
+          const f = decodeLtxFile(file);
+          expect(f.header).toEqual(header);
+          expect(f.pages.map((p) => p.pgno)).toEqual(s.pages.map((p) => p.pgno));
+          for (const [i, p] of f.pages.entries()) {
+            expect(p.encoding).toBe(s.encoding);
+            expect(Buffer.from(p.data).equals(Buffer.from(s.pages[i].data))).toBe(true);
+          }
+          if (!s.noChecksum && s.snapshot)
+            expect(f.trailer.postApplyChecksum).toBe(databaseChecksum(s.pages));
+          // Streaming, in arbitrary chunk sizes.
+          const d = new LtxStreamDecoder(chunks(file, chunk));
+          expect(await d.header()).toEqual(header);
+          let i = 0;
+          for await (const p of d.pages())
+            expect(Buffer.from(p.data).equals(Buffer.from(s.pages[i++].data))).toBe(true);
+          expect(i).toBe(s.pages.length);
+          expect((await d.trailer()).trailer).toEqual(f.trailer);
+          // Random access from a tail of arbitrary length.
+          const tail = file.subarray(Math.max(0, file.length - tailLen));
+          let t = parsePageIndexTail(tail, file.length);
+          if (t.kind === 'need-more') {
+            expect(t.indexStart).toBeLessThan(file.length - tail.length);
+            t = parsePageIndexTail(file.subarray(t.indexStart), file.length);
+          }
+          if (t.kind !== 'ok') throw new Error('index not parsed after need-more');
+          expect(t.index).toEqual(f.index);
+          for (const [k, e] of t.index.entries()) {
+            const page = decodePageFrame(file.subarray(e.offset, e.offset + e.size), s.pageSize, e.pgno);
+            expect(Buffer.from(page).equals(Buffer.from(s.pages[k].data))).toBe(true);
+          }
+        },
+      ),
+      { numRuns: 120 },
+    );
+  });
+
+  it('the lock page is refused by the encoder; pages on both sides of it round-trip', () => {
+    const pageSize = 65536;
+    const lock = lockPgno(pageSize);
+    const header = { ...headerFor({ pageSize, commit: lock + 1, snapshot: false, noChecksum: true }) };
+    expect(() => encodeLtxFile(header, [{ pgno: lock, data: new Uint8Array(pageSize) }])).toThrow(
+      /lock page/,
+    );
+    const f = decodeLtxFile(
+      encodeLtxFile(header, [
+        { pgno: lock - 1, data: new Uint8Array(pageSize) },
+        { pgno: lock + 1, data: new Uint8Array(pageSize).fill(1) },
+      ]),
+    );
+    expect(f.pages.map((p) => p.pgno)).toEqual([lock - 1, lock + 1]);
+  });
+
+  it('encoder rejects out-of-order pages, wrong sizes, pages beyond commit and incomplete snapshots', () => {
+    const h = headerFor({ pageSize: 512, commit: 3, snapshot: false, noChecksum: true });
+    const p = (pgno: number, n = 512) => ({ pgno, data: new Uint8Array(n) });
+    expect(() => encodeLtxFile(h, [p(2), p(1)])).toThrow(expect.objectContaining({ code: 'LTX_PAGE_ORDER' }));
+    expect(() => encodeLtxFile(h, [p(2), p(2)])).toThrow(expect.objectContaining({ code: 'LTX_PAGE_ORDER' }));
+    expect(() => encodeLtxFile(h, [p(1, 511)])).toThrow(expect.objectContaining({ code: 'LTX_ENCODE' }));
+    expect(() => encodeLtxFile(h, [p(4)])).toThrow(/beyond the commit/);
+    const snap = headerFor({ pageSize: 512, commit: 3, snapshot: true, noChecksum: true });
+    expect(() => encodeLtxFile(snap, [p(1), p(3)])).toThrow(/missing page 2/);
+    expect(() => encodeLtxFile(snap, [p(1), p(2)])).toThrow(/every page/);
+    expect(() => encodeLtxFile({ ...h, flags: 3 }, [])).toThrow(
+      expect.objectContaining({ code: 'LTX_ENCODE' }),
+    );
+    expect(() => encodeLtxFile(h, [], { postApplyChecksum: 0x8000000000000001n })).toThrow(/NoChecksum/);
+  });
+});
