@@ -59,12 +59,13 @@ export class Lease {
 
   static async acquire(options: LeaseOptions): Promise<Lease> {
     const opts = {
-      ttlMs: DEFAULT_LEASE_TTL_MS,
-      renewIntervalMs: DEFAULT_LEASE_RENEW_MS,
-      owner: defaultLeaseOwner(),
-      now: () => new Date(),
-      isLocalOwnerAlive: pidAlive,
-      ...options,
+      client: options.client,
+      ttlMs: options.ttlMs ?? DEFAULT_LEASE_TTL_MS,
+      renewIntervalMs: options.renewIntervalMs ?? DEFAULT_LEASE_RENEW_MS,
+      owner: options.owner ?? defaultLeaseOwner(),
+      now: options.now ?? (() => new Date()),
+      isLocalOwnerAlive: options.isLocalOwnerAlive ?? pidAlive,
+      onLost: options.onLost,
     };
     const { client } = opts;
     const existing = await client.readObject(LEASE_OBJECT);

@@ -1,0 +1,135 @@
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  ftruncateSync,
+  openSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+import { dirname } from 'node:path';
+import { type LtxHeader, LtxStreamDecoder, lockPgno } from '../ltx/index.js';
+import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
+import { LtxvfsError } from '../util/errors.js';
+import { formatTxid, type Txid } from '../util/txid.js';
+import { listAllLevels, planRestore, type RestoreTarget } from './plan.js';
+
+export interface RestoreProgress {
+  /** Files of the plan done, and in total. */
+  filesDone: number;
+  files: number;
+  /** Bytes of LTX read so far, and the plan's total. */
+  bytesRead: number;
+  bytesTotal: number;
+}
+
+export interface RestoreOptions extends RestoreTarget {
+  client: ReplicaClient;
+  outPath: string;
+  /** Overwrite an existing file at outPath. */
+  force?: boolean;
+  onProgress?: (p: RestoreProgress) => void;
+  /** Bytes per range GET while streaming a file (default 4 MiB). */
+  chunkBytes?: number;
+}
+
+export interface RestoreResult {
+  txid: Txid;
+  pageSize: number;
+  /** Database size in pages. */
+  commit: number;
+  files: LtxFileInfo[];
+  bytesRead: number;
+}
+
+/**
+ * Restores the database at a TXID (default: the latest) into `outPath`.
+ *
+ * Plans with Litestream's algorithm (plan.ts), then streams every planned file in order with
+ * full verification and writes each page at its place in `<out>.tmp`: later files override
+ * earlier ones, which is exactly what compacting the chain into one snapshot and writing that
+ * would give. The file is then cut to Commit pages, fsynced and renamed into place, and the
+ * directory fsynced. The lock page stays zeros; page 1 keeps the bytes the primary had (WAL mode,
+ * bytes 18-19 = 2), as `litestream restore` leaves them, so the result is byte-identical to the
+ * primary's database file at that TXID after a checkpoint.
+ *
+ * A file that fails verification stops the restore with its error (naming the file) and removes
+ * the temp file: nothing half-written is left at outPath.
+ */
+export async function restore(options: RestoreOptions): Promise<RestoreResult> {
+  const { client, outPath } = options;
+  if (!options.force && existsSync(outPath)) {
+    throw new LtxvfsError('BAD_ARGUMENT', `${outPath} already exists (use --force to overwrite)`);
+  }
+  const plan = planRestore(await listAllLevels(client), options, { url: client.url });
+  const bytesTotal = plan.reduce((n, f) => n + f.size, 0);
+  const chunkBytes = options.chunkBytes ?? 4 * 1024 * 1024;
+  const tmp = `${outPath}.tmp`;
+  const fd = openSync(tmp, 'w');
+  let bytesRead = 0;
+  let last: LtxHeader | undefined;
+  try {
+    for (const [i, file] of plan.entries()) {
+      const name = `${client.url} level ${file.level} ${formatTxid(file.minTxid)}-${formatTxid(file.maxTxid)}.ltx`;
+      const chunks = async function* () {
+        for (let offset = 0; offset < file.size; offset += chunkBytes) {
+          const chunk = await client.readRange(file, offset, Math.min(chunkBytes, file.size - offset));
+          if (chunk.length === 0) break;
+          bytesRead += chunk.length;
+          yield chunk;
+        }
+      };
+      const decoder = new LtxStreamDecoder(chunks());
+      try {
+        const header = await decoder.header();
+        if (last && header.pageSize !== last.pageSize) {
+          throw new LtxvfsError(
+            'REPLICA_CORRUPT',
+            `page size ${header.pageSize} differs from the previous file's ${last.pageSize}`,
+          );
+        }
+        if (header.minTxid !== file.minTxid || header.maxTxid !== file.maxTxid) {
+          throw new LtxvfsError(
+            'REPLICA_CORRUPT',
+            `header says TXIDs ${formatTxid(header.minTxid)}-${formatTxid(header.maxTxid)}`,
+          );
+        }
+        for await (const page of decoder.pages()) {
+          writeAll(fd, page.data, (page.pgno - 1) * header.pageSize);
+        }
+        await decoder.trailer();
+        last = header;
+      } catch (err) {
+        if (err instanceof LtxvfsError) {
+          throw new LtxvfsError(err.code, `${name}: ${err.message}`, { cause: err });
+        }
+        throw err;
+      }
+      options.onProgress?.({ filesDone: i + 1, files: plan.length, bytesRead, bytesTotal });
+    }
+    const header = last!;
+    ftruncateSync(fd, header.commit * header.pageSize);
+    const lock = lockPgno(header.pageSize);
+    if (lock <= header.commit) writeAll(fd, new Uint8Array(header.pageSize), (lock - 1) * header.pageSize);
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  closeSync(fd);
+  renameSync(tmp, outPath);
+  const dirFd = openSync(dirname(outPath), 'r');
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
+  return { txid: last!.maxTxid, pageSize: last!.pageSize, commit: last!.commit, files: plan, bytesRead };
+}
+
+function writeAll(fd: number, data: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done);
+}

@@ -1,0 +1,224 @@
+import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { LtxvfsError } from '../util/errors.js';
+import { FileWalSource } from '../wal/index.js';
+
+export interface FileIdentity {
+  dev: number;
+  ino: number;
+}
+
+export type CheckpointMode = 'PASSIVE' | 'TRUNCATE';
+
+export interface CheckpointResult {
+  busy: boolean;
+  /** Frames in the WAL, and frames backfilled into the database file. */
+  log: number;
+  checkpointed: number;
+}
+
+/**
+ * The primary database as the replicator sees it: its own better-sqlite3 connection holding a
+ * long-lived read transaction (so the WAL cannot be restarted under frames not yet copied), a
+ * second connection used only as a write barrier around checkpoints, and raw positional reads
+ * of the database file for pages that are not in the WAL.
+ */
+export class PrimaryDatabase {
+  readonly walPath: string;
+  private reader: Database.Database;
+  private barrier: Database.Database | undefined;
+  private dbFd: number;
+  private wal: FileWalSource | undefined;
+  private walIdentity: FileIdentity | undefined;
+  /** Incremented every time the long read transaction is (re)started. */
+  private epochCounter = 0;
+  readonly identity: FileIdentity;
+
+  private constructor(
+    readonly dbPath: string,
+    private readonly busyTimeoutMs: number,
+  ) {
+    this.walPath = `${dbPath}-wal`;
+    if (!existsSync(dbPath)) throw new LtxvfsError('WRITER_DB', `database ${dbPath} does not exist`);
+    try {
+      this.reader = new Database(dbPath, { fileMustExist: true });
+    } catch (err) {
+      throw new LtxvfsError('WRITER_DB', `cannot open database ${dbPath}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    try {
+      this.reader.pragma(`busy_timeout = ${busyTimeoutMs}`);
+      // Only the replicator decides when its connection checkpoints.
+      this.reader.pragma('wal_autocheckpoint = 0');
+      const mode = String(this.reader.pragma('journal_mode = WAL', { simple: true })).toLowerCase();
+      if (mode !== 'wal') {
+        throw new LtxvfsError(
+          'WRITER_DB',
+          `database ${dbPath}: could not switch to WAL mode (journal_mode is ${mode})`,
+        );
+      }
+    } catch (err) {
+      this.reader.close();
+      if (err instanceof LtxvfsError) throw err;
+      throw new LtxvfsError('WRITER_DB', `database ${dbPath}: ${(err as Error).message}`, { cause: err });
+    }
+    this.dbFd = openSync(dbPath, 'r');
+    const st = fstatSync(this.dbFd);
+    this.identity = { dev: st.dev, ino: st.ino };
+    this.beginRead();
+  }
+
+  static open(dbPath: string, options: { busyTimeoutMs?: number } = {}): PrimaryDatabase {
+    return new PrimaryDatabase(dbPath, options.busyTimeoutMs ?? 1000);
+  }
+
+  /** Which read transaction is current; a restart is provably harmless only within one epoch. */
+  get epoch(): number {
+    return this.epochCounter;
+  }
+
+  beginRead(): void {
+    if (this.reader.inTransaction) return;
+    this.reader.exec('BEGIN');
+    // A read transaction only takes its snapshot (and its WAL read mark) at the first read.
+    this.reader.prepare('SELECT count(*) FROM sqlite_schema').get();
+    this.epochCounter++;
+  }
+
+  endRead(): void {
+    if (this.reader.inTransaction) this.reader.exec('COMMIT');
+  }
+
+  /** True when the path now names another file than the one opened (replaced or deleted). */
+  replaced(): boolean {
+    try {
+      const st = statSync(this.dbPath);
+      return st.ino !== this.identity.ino || st.dev !== this.identity.dev;
+    } catch {
+      return true;
+    }
+  }
+
+  fileSize(): number {
+    return fstatSync(this.dbFd).size;
+  }
+
+  /** Page `pgno` from the database file, zero-filled past its end. */
+  readPage(pgno: number, pageSize: number): Uint8Array {
+    const out = new Uint8Array(pageSize);
+    let done = 0;
+    const base = (pgno - 1) * pageSize;
+    while (done < pageSize) {
+      const n = readSync(this.dbFd, out, done, pageSize - done, base + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return out;
+  }
+
+  /**
+   * The database size in pages as SQLite would take it without a WAL: the in-header size when
+   * valid (non-zero and the change counter equals version-valid-for), else the file size.
+   */
+  sizeInPages(pageSize: number): number {
+    const head = this.readPage(1, 512);
+    const view = new DataView(head.buffer);
+    const inHeader = view.getUint32(28);
+    const valid = inHeader !== 0 && view.getUint32(24) === view.getUint32(92);
+    return valid ? inHeader : Math.floor(this.fileSize() / pageSize);
+  }
+
+  /** Page size from the database header (bytes 16-17; 1 means 65536); 0 for an empty file. */
+  headerPageSize(): number {
+    if (this.fileSize() < 100) return 0;
+    const head = this.readPage(1, 512);
+    const raw = (head[16]! << 8) | head[17]!;
+    return raw === 1 ? 65536 : raw;
+  }
+
+  /** The -wal file, reopened when the path names a new file; null when there is none. */
+  walSource(): FileWalSource | null {
+    let st: { ino: number; dev: number };
+    try {
+      st = statSync(this.walPath);
+    } catch {
+      this.closeWal();
+      return null;
+    }
+    if (
+      !this.wal ||
+      !this.walIdentity ||
+      this.walIdentity.ino !== st.ino ||
+      this.walIdentity.dev !== st.dev
+    ) {
+      this.closeWal();
+      try {
+        this.wal = new FileWalSource(this.walPath);
+      } catch {
+        return null;
+      }
+      this.walIdentity = this.wal.identity();
+    }
+    return this.wal;
+  }
+
+  /**
+   * Takes the database write lock on a second connection (BEGIN IMMEDIATE). While held, no
+   * transaction can commit, so the WAL cannot grow. Returns false if it could not be had within
+   * the busy timeout.
+   */
+  acquireBarrier(): boolean {
+    if (!this.barrier) {
+      this.barrier = new Database(this.dbPath, { fileMustExist: true });
+      this.barrier.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+      this.barrier.pragma('wal_autocheckpoint = 0');
+    }
+    if (this.barrier.inTransaction) return true;
+    try {
+      this.barrier.exec('BEGIN IMMEDIATE');
+      return true;
+    } catch (err) {
+      if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) return false;
+      throw err;
+    }
+  }
+
+  releaseBarrier(): void {
+    if (this.barrier?.inTransaction) this.barrier.exec('ROLLBACK');
+  }
+
+  /** Runs a checkpoint on the replicator's connection (outside its read transaction). */
+  checkpoint(mode: CheckpointMode): CheckpointResult {
+    const rows = this.reader.pragma(`wal_checkpoint(${mode})`) as Array<{
+      busy: number;
+      log: number;
+      checkpointed: number;
+    }>;
+    const r = rows[0] ?? { busy: 1, log: -1, checkpointed: -1 };
+    return { busy: r.busy !== 0, log: r.log, checkpointed: r.checkpointed };
+  }
+
+  close(): void {
+    this.closeWal();
+    try {
+      this.releaseBarrier();
+      this.barrier?.close();
+    } catch {
+      // closing is best effort
+    }
+    try {
+      this.endRead();
+    } catch {
+      // rolled back by close
+    }
+    this.reader.close();
+    closeSync(this.dbFd);
+  }
+
+  private closeWal(): void {
+    this.wal?.close();
+    this.wal = undefined;
+    this.walIdentity = undefined;
+  }
+}
