@@ -26,7 +26,7 @@ process.on('message', (msg) => {
     }
     process.send({ id: msg.id, ok: true });
   } catch (err) {
-    process.send({ id: msg.id, error: String(err && err.message ? err.message : err) });
+    process.send({ id: msg.id, error: String(err?.message ?? err) });
   }
 });
 process.send({ ready: true });
