@@ -86,9 +86,11 @@ function parseS3Url(url: string, bad: (why: string) => never): S3ReplicaLocation
     bad(`"${bucket}" is not a valid bucket name (3-63 of a-z 0-9 . -)`);
   }
 
+  // The raw text, not parsed.pathname: WHATWG URL parsing silently resolves `a/../b` to `b`.
+  const rawPath = /^[^:]+:\/\/[^/?#]*([^?#]*)/.exec(url)?.[1] ?? '';
   let path: string;
   try {
-    path = decodeURIComponent(parsed.pathname);
+    path = decodeURIComponent(rawPath);
   } catch {
     return bad('path is not valid percent-encoding');
   }
