@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { register as registerInspect } from './inspect.js';
 import { register as registerLs } from './ls.js';
 import { register as registerQuery } from './query.js';
 
@@ -11,4 +12,5 @@ export function registerCommands(program: Command): void {
   // registerLs(program);
   registerLs(program);
   registerQuery(program);
+  registerInspect(program);
 }
