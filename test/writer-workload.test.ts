@@ -115,6 +115,15 @@ function workloadOps(rand: () => number, pageSize: number): Array<[string, numbe
   ];
 }
 
+function pick<T extends [string, number, Op]>(ops: T[], at: number): T {
+  let rest = at;
+  for (const op of ops) {
+    rest -= op[1];
+    if (rest < 0) return op;
+  }
+  return ops[0]!;
+}
+
 async function runWorkload(opts: {
   name: string;
   seed: number;
@@ -149,8 +158,7 @@ async function runWorkload(opts: {
   try {
     await syncAndRecord(rep, dbPath, scratch, images);
     for (let step = 0; step < opts.steps; step++) {
-      let r = rand() * weights;
-      const op = ops.find(([, w]) => (r -= w) < 0) ?? ops[0]!;
+      const op = pick(ops, rand() * weights);
       done.push(op[0]);
       await op[2](app, rep);
       await syncAndRecord(rep, dbPath, scratch, images);
