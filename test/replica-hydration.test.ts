@@ -163,9 +163,13 @@ describe('Replica hydration', () => {
   });
 
   it('an interrupted first download resumes where it stopped', async () => {
-    const first = await openReplica({ maxReadAheadBytes: 256 * 1024 });
-    await waitFor('some progress', () => first.hydration().pagesDone > 0);
-    await first.close();
+    const first = await openReplica({ maxReadAheadBytes: 64 * 1024 });
+    let closing: Promise<void> | undefined;
+    first.on('hydration', (s: HydrationStatus) => {
+      if (closing === undefined && s.pagesDone > 0) closing = first.close();
+    });
+    await waitFor('the first progress event', () => closing !== undefined);
+    await closing;
     const before = first.hydration();
     expect(before.state).not.toBe('done');
     expect(existsSync(`${hydratePath}.tmp`)).toBe(true);

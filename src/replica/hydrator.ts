@@ -253,6 +253,7 @@ export class Hydrator {
     this.state.txid = version.txid;
     this.state.pagesTotal = version.commit - (lock <= version.commit ? 1 : 0);
     this.state.pagesDone = done;
+    if (this.state.state === 'done' && done < this.state.pagesTotal) this.state.state = 'running';
     await this.writeSidecar();
   }
 
