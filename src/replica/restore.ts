@@ -72,15 +72,13 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   try {
     for (const [i, file] of plan.entries()) {
       const name = `${client.url} level ${file.level} ${formatTxid(file.minTxid)}-${formatTxid(file.maxTxid)}.ltx`;
-      const chunks = async function* () {
-        for (let offset = 0; offset < file.size; offset += chunkBytes) {
-          const chunk = await client.readRange(file, offset, Math.min(chunkBytes, file.size - offset));
-          if (chunk.length === 0) break;
+      const counted = async function* () {
+        for await (const chunk of fileChunks(client, file, chunkBytes)) {
           bytesRead += chunk.length;
           yield chunk;
         }
       };
-      const decoder = new LtxStreamDecoder(chunks());
+      const decoder = new LtxStreamDecoder(counted());
       try {
         const header = await decoder.header();
         if (last && header.pageSize !== last.pageSize) {
@@ -127,6 +125,19 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     closeSync(dirFd);
   }
   return { txid: last!.maxTxid, pageSize: last!.pageSize, commit: last!.commit, files: plan, bytesRead };
+}
+
+/** A stored file as a stream of range reads (memory: one chunk). */
+export async function* fileChunks(
+  client: ReplicaClient,
+  file: LtxFileInfo,
+  chunkBytes = 4 * 1024 * 1024,
+): AsyncGenerator<Uint8Array> {
+  for (let offset = 0; offset < file.size; offset += chunkBytes) {
+    const chunk = await client.readRange(file, offset, Math.min(chunkBytes, file.size - offset));
+    if (chunk.length === 0) break;
+    yield chunk;
+  }
 }
 
 function writeAll(fd: number, data: Uint8Array, position: number): void {

@@ -16,6 +16,9 @@ import {
   walPositionAt,
   walStartPosition,
 } from '../wal/index.js';
+import { CompactionScheduler, type CompactionStats } from './compaction.js';
+import type { CompactionConfig } from './compaction-config.js';
+import { crashPoint } from './crash-point.js';
 import { encodeLtxChunks, litestreamHeader } from './l0-file.js';
 import { Lease } from './lease.js';
 import { LocalState, type WalCursor, type WriterState } from './local-state.js';
@@ -56,6 +59,13 @@ export interface ReplicatorOptions {
   retryMaxDelayMs?: number;
   /** Keep the Node process alive while running (CLI); default false (timers are unref'd). */
   keepAlive?: boolean;
+  /**
+   * Compaction, L9 snapshots and retention on this replica (CompactionScheduler). Off unless
+   * given; the CLI turns it on with Litestream's defaults.
+   */
+  compaction?: CompactionConfig;
+  /** How often the compaction scheduler looks at its schedule (default 1000 ms). */
+  compactionPollMs?: number;
 }
 
 export interface ReplicatorStats {
@@ -70,6 +80,7 @@ export interface ReplicatorStats {
   checkpoints: number;
   uploads: number;
   uploadRetries: number;
+  compaction?: CompactionStats;
   requests: RequestStats;
 }
 
@@ -97,7 +108,10 @@ export interface SyncedEvent {
 export class Replicator extends EventEmitter {
   readonly dbPath: string;
   private readonly opts: Required<
-    Omit<ReplicatorOptions, 'logger' | 'replica' | 'lease' | 'dbPath' | 'encoding' | 'keepAlive'>
+    Omit<
+      ReplicatorOptions,
+      'logger' | 'replica' | 'lease' | 'dbPath' | 'encoding' | 'keepAlive' | 'compaction' | 'compactionPollMs'
+    >
   > & { encoding: PageEncoding; keepAlive: boolean };
   private readonly logger: ReplicatorLogger;
   private clientOwned = false;
@@ -107,6 +121,7 @@ export class Replicator extends EventEmitter {
   private local: LocalState;
   private state: WriterState | undefined;
   private uploader: Uploader | undefined;
+  private compactor: CompactionScheduler | undefined;
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<unknown> = Promise.resolve();
   private running = false;
@@ -218,6 +233,16 @@ export class Replicator extends EventEmitter {
     this.uploader.start();
     this.running = true;
     this.schedule();
+    if (this.options.compaction) {
+      this.compactor = new CompactionScheduler({
+        client,
+        config: this.options.compaction,
+        takeSnapshot: () => this.takeSnapshot(),
+        logger: (line) => this.logger.info(line),
+        encoding: this.opts.encoding,
+      });
+      this.compactor.start(this.options.compactionPollMs ?? 1000);
+    }
   }
 
   private remoteMaxAtStart = 0;
@@ -382,6 +407,7 @@ export class Replicator extends EventEmitter {
       pendingUploads: Math.max(0, txid - uploadedTxid),
       lagMs: now - oldest,
       ...this.counters,
+      ...(this.compactor ? { compaction: this.compactor.stats() } : {}),
       requests: this.clientRef?.stats() ?? {
         list: 0,
         get: 0,
@@ -413,6 +439,7 @@ export class Replicator extends EventEmitter {
     if (this.timer) clearTimeout(this.timer);
     this.logger.error(`replication stopped: ${err.code}: ${err.message}`);
     void this.uploader?.stop(err);
+    void this.compactor?.stop();
     this.emit('fatal', err);
   }
 
@@ -429,6 +456,8 @@ export class Replicator extends EventEmitter {
 
   private async teardown(): Promise<void> {
     this.running = false;
+    await this.compactor?.stop();
+    this.compactor = undefined;
     await this.uploader?.stop(this.fatalError);
     try {
       if (!this.fatalError) await this.lease?.release();
@@ -619,6 +648,7 @@ export class Replicator extends EventEmitter {
       wal: l0.wal,
     });
     const bytes = this.local.stageL0(txid, encodeLtxChunks(header, l0.pages, this.opts.encoding));
+    crashPoint('after-stage');
     this.state = {
       version: 1,
       txid,
@@ -628,6 +658,7 @@ export class Replicator extends EventEmitter {
       db: { ...db.identity },
     };
     this.local.save(this.state);
+    crashPoint('after-state');
     this.stagedAt.set(txid, timestamp);
     this.counters.syncs++;
     this.syncedSinceCheckpoint = true;

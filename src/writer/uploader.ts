@@ -2,6 +2,7 @@ import { decodeHeader, HEADER_SIZE } from '../ltx/index.js';
 import type { ReplicaClient } from '../storage/types.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
+import { crashPoint } from './crash-point.js';
 
 export interface UploaderOptions {
   client: ReplicaClient;
@@ -128,7 +129,9 @@ export class Uploader {
     const header = decodeHeader(data.subarray(0, HEADER_SIZE));
     const ref = { level: 0, minTxid: txid, maxTxid: txid };
     try {
+      crashPoint('before-upload');
       await this.options.client.writeFile(ref, data, { timestamp: new Date(header.timestamp) });
+      crashPoint('after-upload');
     } catch (err) {
       if (!isLtxvfsError(err, 'STORAGE_EXISTS')) throw err;
       const stored = await this.options.client.readFile(ref);

@@ -2,6 +2,9 @@ import type { Command } from 'commander';
 import { register as registerInspect } from './inspect.js';
 import { register as registerLs } from './ls.js';
 import { register as registerQuery } from './query.js';
+import { register as registerReplicate } from './replicate.js';
+import { register as registerRestore } from './restore.js';
+import { register as registerVerify } from './verify.js';
 
 /**
  * One line per subcommand; each file exports `register(program)`.
@@ -10,7 +13,10 @@ import { register as registerQuery } from './query.js';
 export function registerCommands(program: Command): void {
   // register(program) calls are added here as commands land, e.g.:
   // registerLs(program);
+  registerReplicate(program);
+  registerRestore(program);
   registerLs(program);
   registerQuery(program);
+  registerVerify(program);
   registerInspect(program);
 }

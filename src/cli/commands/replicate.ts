@@ -1,0 +1,148 @@
+import { spawn } from 'node:child_process';
+import type { Command } from 'commander';
+import { parseDuration } from '../../util/duration.js';
+import { formatTxid } from '../../util/txid.js';
+import { parseCompactionFlags } from '../../writer/config.js';
+import { Replicator, type ReplicatorLogger, type ReplicatorOptions } from '../../writer/index.js';
+
+/** Every option of `ltxvfs replicate`, as commander hands them over. */
+export interface ReplicateFlags {
+  once?: boolean;
+  syncInterval?: string;
+  exec?: string;
+  verbose?: boolean;
+  // compaction (src/writer/config.ts)
+  levels?: string;
+  snapshotInterval?: string;
+  retention?: string | boolean;
+  l0Retention?: string;
+}
+
+/** The one place options are declared; add a flag here and map it in replicatorOptions(). */
+function declareOptions(cmd: Command): Command {
+  return cmd
+    .option('--once', 'sync what is committed, upload it, and exit')
+    .option('--sync-interval <duration>', 'how often committed transactions become an L0 file', '1s')
+    .option(
+      '--exec <cmd>',
+      'run the application as a child; forward signals; final sync; exit with its status',
+    )
+    .option('--verbose', 'log uploads, lag and checkpoints (one line each)')
+    .option('--levels <durations>', 'compaction intervals of L1,L2,... (default 30s,5m,1h)')
+    .option('--snapshot-interval <duration>', 'how often a full L9 snapshot is written (default 24h)')
+    .option('--retention <duration>', 'how long snapshots are kept (default 24h)')
+    .option('--no-retention', 'never delete anything from the replica')
+    .option('--l0-retention <duration>', 'keep compacted L0 files at least this long (default 5m)');
+}
+
+/** Flags -> Replicator options (no I/O). */
+export function replicatorOptions(
+  dbPath: string,
+  url: string,
+  flags: ReplicateFlags,
+  logger: ReplicatorLogger,
+): ReplicatorOptions {
+  return {
+    dbPath,
+    replica: url,
+    syncIntervalMs: parseDuration(flags.syncInterval ?? '1s', '--sync-interval'),
+    logger,
+    keepAlive: true,
+    compaction: flags.once
+      ? undefined
+      : parseCompactionFlags({
+          levels: flags.levels,
+          snapshotInterval: flags.snapshotInterval,
+          retention: flags.retention,
+          l0Retention: flags.l0Retention,
+        }),
+  };
+}
+
+export function cliLogger(verbose: boolean): ReplicatorLogger {
+  const line = (text: string) => process.stderr.write(`ltxvfs replicate: ${text}\n`);
+  return {
+    info: verbose ? line : () => {},
+    debug: verbose ? line : undefined,
+    warn: line,
+    error: line,
+  };
+}
+
+export function register(program: Command): void {
+  declareOptions(
+    program
+      .command('replicate')
+      .description('stream every committed transaction of a SQLite database (WAL mode) to a replica')
+      .argument('<db>', 'the primary database file')
+      .argument('<replica-url>', 's3://bucket/path, file:///abs/dir, or a directory'),
+  ).action(async (db: string, url: string, flags: ReplicateFlags) => {
+    const logger = cliLogger(Boolean(flags.verbose));
+    const replicator = new Replicator(replicatorOptions(db, url, flags, logger));
+    await replicator.start();
+    if (flags.once) {
+      try {
+        const { txid } = await replicator.sync();
+        logger.info(`replicated up to TXID ${formatTxid(txid)}`);
+      } finally {
+        await replicator.stop();
+      }
+      return;
+    }
+    if (flags.verbose) {
+      const timer = setInterval(() => {
+        const s = replicator.stats();
+        logger.info(
+          `lag ${s.pendingUploads === 0 ? 0 : s.lagMs} ms, TXID ${formatTxid(s.txid)}, uploaded ${formatTxid(s.uploadedTxid)}`,
+        );
+      }, 10_000);
+      timer.unref();
+    }
+    const status = flags.exec ? await runChild(flags.exec, replicator) : await untilSignal(replicator);
+    await replicator.stop();
+    if (replicator.failure) throw replicator.failure;
+    process.exitCode = status;
+  });
+}
+
+/** Runs until SIGINT/SIGTERM (exit 0) or a fatal replication error (thrown by the caller). */
+function untilSignal(replicator: Replicator): Promise<number> {
+  return new Promise((resolve) => {
+    const done = () => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      resolve(0);
+    };
+    process.on('SIGINT', done);
+    process.on('SIGTERM', done);
+    replicator.once('fatal', done);
+  });
+}
+
+/**
+ * The application as a child process (through the shell, like Litestream's -exec). Signals are
+ * forwarded; when it exits the caller does a final sync and exits with its status. If
+ * replication fails, the child is asked to stop (SIGTERM) and the failure is reported.
+ */
+function runChild(command: string, replicator: Replicator): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, { shell: true, stdio: 'inherit' });
+    const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
+    const onInt = forward('SIGINT');
+    const onTerm = forward('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+    replicator.once('fatal', () => child.kill('SIGTERM'));
+    child.on('error', (err) => reject(err));
+    child.on('exit', (code, signal) => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      resolve(code ?? (signal ? 128 + signalNumber(signal) : 1));
+    });
+  });
+}
+
+function signalNumber(signal: NodeJS.Signals): number {
+  const numbers: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
+  return numbers[signal] ?? 1;
+}

@@ -1,0 +1,68 @@
+import type { Command } from 'commander';
+import { type RestoreProgress, restore } from '../../replica/restore.js';
+import { openReplicaClient } from '../../storage/index.js';
+import { LtxvfsError } from '../../util/errors.js';
+import { formatTxid, parseTxid } from '../../util/txid.js';
+
+interface RestoreFlags {
+  output: string;
+  txid?: string;
+  timestamp?: string;
+  force?: boolean;
+}
+
+/** A progress bar on a terminal, for restores bigger than this. */
+const PROGRESS_MIN_BYTES = 8 * 1024 * 1024;
+
+export function register(program: Command): void {
+  program
+    .command('restore')
+    .description('restore the database at a TXID or time (default: the latest) into a new file')
+    .argument('<replica-url>', 's3://bucket/path, file:///abs/dir, or a directory')
+    .requiredOption('-o, --output <out.db>', 'the file to write (temp file, fsync, rename)')
+    .option('--txid <txid>', 'restore exactly this TXID (decimal, 0x-hex or 16 hex digits)')
+    .option('--timestamp <time>', 'restore the newest state created at or before this RFC 3339 time')
+    .option('--force', 'overwrite the output file if it exists')
+    .action(async (url: string, flags: RestoreFlags) => {
+      const txid = flags.txid === undefined ? undefined : parseTxid(flags.txid);
+      const timestamp = flags.timestamp === undefined ? undefined : parseTimestamp(flags.timestamp);
+      const client = openReplicaClient(url);
+      const tty = process.stderr.isTTY === true;
+      const onProgress = (p: RestoreProgress) => {
+        if (!tty || p.bytesTotal < PROGRESS_MIN_BYTES) return;
+        const pct = Math.floor((p.bytesRead / Math.max(1, p.bytesTotal)) * 100);
+        const width = 30;
+        const filled = Math.round((pct / 100) * width);
+        process.stderr.write(
+          `\rrestoring [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${pct}% (${p.filesDone}/${p.files} files, ${(p.bytesRead / 1048576).toFixed(1)} MiB)`,
+        );
+        if (p.filesDone === p.files) process.stderr.write('\n');
+      };
+      try {
+        const result = await restore({
+          client,
+          outPath: flags.output,
+          txid,
+          timestamp,
+          force: flags.force,
+          onProgress,
+        });
+        process.stdout.write(
+          `restored TXID ${formatTxid(result.txid)} (${result.commit} pages of ${result.pageSize} bytes, ${result.files.length} files) to ${flags.output}\n`,
+        );
+      } finally {
+        await client.close();
+      }
+    });
+}
+
+function parseTimestamp(text: string): Date {
+  const ms = Date.parse(text);
+  if (!/^\d{4}-\d{2}-\d{2}T/.test(text.trim()) || Number.isNaN(ms)) {
+    throw new LtxvfsError(
+      'BAD_ARGUMENT',
+      `invalid --timestamp "${text}": expected RFC 3339, e.g. 2026-01-02T15:04:05Z`,
+    );
+  }
+  return new Date(ms);
+}

@@ -1,0 +1,29 @@
+import type { Command } from 'commander';
+import { verifyReplica } from '../../replica/verify.js';
+import { openReplicaClient } from '../../storage/index.js';
+import { LtxvfsError } from '../../util/errors.js';
+
+export function register(program: Command): void {
+  program
+    .command('verify')
+    .description("check every LTX file's checksums (full decode) and the contiguity of every level")
+    .argument('<replica-url>', 's3://bucket/path, file:///abs/dir, or a directory')
+    .action(async (url: string) => {
+      const client = openReplicaClient(url);
+      try {
+        const report = await verifyReplica(client);
+        for (const p of report.problems) process.stdout.write(`problem: ${p}\n`);
+        if (report.problems.length > 0) {
+          throw new LtxvfsError(
+            'REPLICA_CORRUPT',
+            `${url}: ${report.problems.length} problem(s) in ${report.files} files (listed on stdout)`,
+          );
+        }
+        process.stdout.write(
+          `ok: ${report.files} files in levels ${report.levels.join(', ') || '(none)'}, ${report.bytes} bytes verified\n`,
+        );
+      } finally {
+        await client.close();
+      }
+    });
+}
