@@ -9,9 +9,10 @@ import { CHECKSUM_FLAG, PENDING_BYTE } from './constants.js';
  */
 const TABLES = buildTables();
 
-function buildTables(): Uint32Array {
-  // Layout: table k (0..7), entry i (0..255), [lo, hi] -> index ((k * 256 + i) * 2)
-  const t = new Uint32Array(8 * 256 * 2);
+function buildTables(): Int32Array {
+  // Layout: table k (0..7), entry i (0..255), [lo, hi] -> index ((k * 256 + i) * 2).
+  // Int32Array, not Uint32Array: values stay small integers for V8 instead of boxed doubles.
+  const t = new Int32Array(8 * 256 * 2);
   const polyHi = 0xd8000000;
   for (let i = 0; i < 256; i++) {
     let lo = i;
@@ -22,8 +23,8 @@ function buildTables(): Uint32Array {
       hi = hi >>> 1;
       if (carry) hi = (hi ^ polyHi) >>> 0;
     }
-    t[i * 2] = lo;
-    t[i * 2 + 1] = hi;
+    t[i * 2] = lo | 0;
+    t[i * 2 + 1] = hi | 0;
   }
   for (let k = 1; k < 8; k++) {
     for (let i = 0; i < 256; i++) {
@@ -32,8 +33,8 @@ function buildTables(): Uint32Array {
       const hi = t[prev + 1];
       const idx = (lo & 0xff) * 2;
       const cur = (k * 256 + i) * 2;
-      t[cur] = (((lo >>> 8) | (hi << 24)) ^ t[idx]) >>> 0;
-      t[cur + 1] = ((hi >>> 8) ^ t[idx + 1]) >>> 0;
+      t[cur] = ((lo >>> 8) | (hi << 24)) ^ t[idx];
+      t[cur + 1] = (hi >>> 8) ^ t[idx + 1];
     }
   }
   return t;
@@ -47,8 +48,8 @@ export class Crc64 {
   /** `seed` is a previous CRC result to continue from (Go's crc64.Update semantics); 0 to start. */
   constructor(seed = 0n) {
     const inverted = ~seed & 0xffffffffffffffffn;
-    this.lo = Number(inverted & 0xffffffffn);
-    this.hi = Number(inverted >> 32n);
+    this.lo = Number(inverted & 0xffffffffn) | 0;
+    this.hi = Number(inverted >> 32n) | 0;
   }
 
   update(data: Uint8Array): this {
@@ -79,8 +80,8 @@ export class Crc64 {
       hi = (hi >>> 8) ^ t[idx + 1];
       i++;
     }
-    this.lo = lo >>> 0;
-    this.hi = hi >>> 0;
+    this.lo = lo;
+    this.hi = hi;
     return this;
   }
 
