@@ -209,6 +209,8 @@ describe('the ltx VFS on a file replica', () => {
       replica.client.resetStats();
       await expectSameAsSqlite(ltx, 'file:app?vfs=ltx', imageFile(tmp.dir, primary, primary.txid));
       expect(replica.client.stats().get).toBe(0);
+      // history next to a hydrated file: pages that changed later come from the LTX objects
+      await expectSameAsSqlite(ltx, 'file:app?vfs=ltx&txid=4', imageFile(tmp.dir, primary, 4));
     } finally {
       await ltx.close();
     }

@@ -236,6 +236,17 @@ describe('the ltx VFS over an in-memory replica', () => {
     expect(await db.get('SELECT count(*) AS n FROM sqlite_schema WHERE name = ?', ['extra'])).toEqual({
       n: 1,
     });
+    // the same SQL text again on this connection (a cached statement) follows the moves too,
+    // including schema differences between TXIDs
+    expect(await db.get('SELECT count(*) AS n FROM extra')).toEqual({ n: 2 });
+    await db.exec('PRAGMA ltx_txid = 2');
+    const gone = await db.get('SELECT count(*) AS n FROM extra').catch((e) => e);
+    expect(gone.message).toMatch(/no such table: extra/);
+    expect(await db.get('SELECT v FROM t WHERE id = 4242')).toEqual({ v: 'changed' });
+    await db.exec('PRAGMA ltx_txid = 1');
+    expect((await db.get('SELECT v FROM t WHERE id = 4242'))!.v).not.toBe('changed');
+    await db.exec('PRAGMA ltx_txid = latest');
+    expect(await db.get('SELECT count(*) AS n FROM extra')).toEqual({ n: 2 });
     expect(Number(await db.pragma('ltx_lag'))).toBe(0.25);
     expect(await db.pragma('ltx_hydration')).toBe('off');
     await db.close();

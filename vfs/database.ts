@@ -22,6 +22,16 @@ export class SqlError extends LtxvfsError {
   }
 }
 
+const STATEMENT_CACHE_SIZE = 32;
+
+/**
+ * PRAGMAs act when prepared (the ltx VFS answers them at prepare time), and ATTACH/DETACH/VACUUM
+ * change the connection itself: those are prepared fresh every time.
+ */
+function isCacheable(sql: string): boolean {
+  return !/^\s*(pragma|attach|detach|vacuum)\b/i.test(sql);
+}
+
 export interface QueryResult {
   columns: string[];
   rows: SqlValue[][];
@@ -33,6 +43,8 @@ export interface QueryResult {
  */
 export class LtxDatabase {
   private closed = false;
+  /** Prepared statements by SQL text, least recently used first. */
+  private readonly statements = new Map<string, number>();
 
   constructor(
     readonly uri: string,
@@ -83,27 +95,29 @@ export class LtxDatabase {
   query(sql: string, params?: SqlParams): Promise<QueryResult> {
     this.assertOpen();
     return this.call(async () => {
-      const { sqlite3 } = this.instance;
-      let columns: string[] = [];
-      const rows: SqlValue[][] = [];
-      for await (const stmt of sqlite3.statements(this.handle, sql, { unscoped: true })) {
-        try {
-          if (params !== undefined) bindAll(sqlite3, stmt, params);
-          const names = sqlite3.column_names(stmt);
-          if (names.length > 0) {
-            columns = names;
-            rows.length = 0;
-          }
-          while ((await sqlite3.step(stmt)) === SQLite.SQLITE_ROW) {
-            const row: SqlValue[] = [];
-            for (let i = 0; i < names.length; i++) row.push(readColumn(sqlite3, stmt, i));
-            rows.push(row);
-          }
-        } finally {
-          await sqlite3.finalize(stmt);
-        }
+      const cached = this.statements.get(sql);
+      if (cached !== undefined) {
+        this.statements.delete(sql); // re-insert: most recently used last
+        this.statements.set(sql, cached);
+        return this.runCached(sql, cached, params);
       }
-      return { columns, rows };
+      const { sqlite3 } = this.instance;
+      let result: QueryResult = { columns: [], rows: [] };
+      const prepared: number[] = [];
+      try {
+        for await (const stmt of sqlite3.statements(this.handle, sql, { unscoped: true })) {
+          // Finalizing is deferred: a lone statement may be kept for the next call.
+          prepared.push(stmt);
+          const rows = await this.stepAll(stmt, params);
+          if (rows.columns.length > 0) result = rows;
+        }
+      } catch (err) {
+        for (const stmt of prepared) await sqlite3.finalize(stmt).catch(() => undefined);
+        throw err;
+      }
+      if (prepared.length === 1 && isCacheable(sql)) await this.remember(sql, prepared[0]!);
+      else for (const stmt of prepared) await sqlite3.finalize(stmt);
+      return result;
     });
   }
 
@@ -111,9 +125,54 @@ export class LtxDatabase {
     if (this.closed) return;
     this.closed = true;
     try {
-      await this.call(() => this.instance.sqlite3.close(this.handle));
+      await this.call(async () => {
+        for (const stmt of this.statements.values())
+          await this.instance.sqlite3.finalize(stmt).catch(() => undefined);
+        this.statements.clear();
+        await this.instance.sqlite3.close(this.handle);
+      });
     } finally {
       this.onClose(this);
+    }
+  }
+
+  private async stepAll(stmt: number, params: SqlParams | undefined): Promise<QueryResult> {
+    const { sqlite3 } = this.instance;
+    if (params !== undefined) bindAll(sqlite3, stmt, params);
+    const columns = sqlite3.column_names(stmt);
+    const rows: SqlValue[][] = [];
+    while ((await sqlite3.step(stmt)) === SQLite.SQLITE_ROW) {
+      const row: SqlValue[] = [];
+      for (let i = 0; i < columns.length; i++) row.push(readColumn(sqlite3, stmt, i));
+      rows.push(row);
+    }
+    return { columns, rows };
+  }
+
+  private async runCached(sql: string, stmt: number, params: SqlParams | undefined): Promise<QueryResult> {
+    const { sqlite3 } = this.instance;
+    try {
+      const result = await this.stepAll(stmt, params);
+      await sqlite3.reset(stmt);
+      sqlite3.clear_bindings(stmt);
+      return result;
+    } catch (err) {
+      this.statements.delete(sql);
+      await sqlite3.finalize(stmt).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Keeps a prepared statement (reset, so it holds no read transaction) for the next call. */
+  private async remember(sql: string, stmt: number): Promise<void> {
+    const { sqlite3 } = this.instance;
+    await sqlite3.reset(stmt);
+    sqlite3.clear_bindings(stmt);
+    this.statements.set(sql, stmt);
+    if (this.statements.size > STATEMENT_CACHE_SIZE) {
+      const [oldestSql, oldest] = this.statements.entries().next().value as [string, number];
+      this.statements.delete(oldestSql);
+      await sqlite3.finalize(oldest);
     }
   }
 
