@@ -8,6 +8,8 @@ import type { Replica } from '../src/replica/replica.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { ReplicaClient } from '../src/storage/types.js';
 import { isLtxvfsError } from '../src/util/errors.js';
+import { formatTxid } from '../src/util/txid.js';
+import { Replicator } from '../src/writer/index.js';
 import { createLtx, type Ltx, type SqlParams } from '../vfs/index.js';
 import { TestPrimary } from './replica-fixture.js';
 import { createTestBucket, describeS3, s3Env } from './support/s3.js';
@@ -460,6 +462,56 @@ describeS3('the ltx VFS on S3', () => {
     } finally {
       await ltx.close();
       primary.close();
+      await client.close();
+      await tmp.cleanup();
+    }
+  });
+});
+
+describe('the ltx VFS following the real writer (WAL-mode primary)', () => {
+  it('sees each synced commit within a few poll intervals and every past TXID answers as the primary did', async () => {
+    const tmp = await makeTempDir('ltxvfs-vfs-writer-');
+    const dbPath = join(tmp.dir, 'primary.db');
+    const app = new Database(dbPath);
+    app.pragma('journal_mode = WAL');
+    app.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, k INTEGER, v TEXT)');
+    const client = openReplicaClient(join(tmp.dir, 'replica'));
+    const rep = new Replicator({ dbPath, replica: client, syncIntervalMs: 3_600_000, lease: false });
+    const ltx = await createLtx({ instances: 1 });
+    const sql = 'SELECT k, count(*) AS n, sum(id) AS s, max(v) AS m FROM t GROUP BY k ORDER BY k';
+    const answers = new Map<number, unknown[]>();
+    try {
+      await rep.start();
+      const first = await rep.sync();
+      answers.set(first.txid, normalize(app.prepare(sql).all()));
+      await ltx.registerReplica('wal', join(tmp.dir, 'replica'), { pollIntervalMs: 50 });
+      const follower = await ltx.open('wal');
+      const r = rand(5);
+      for (let round = 0; round < 6; round++) {
+        const insert = app.prepare('INSERT OR REPLACE INTO t VALUES (?, ?, ?)');
+        app.transaction(() => {
+          for (let i = 0; i < 300; i++) insert.run(r() % 2000, r() % 9, `v${r().toString(36)}`);
+        })();
+        if (round === 3) app.exec('DELETE FROM t WHERE k = 4');
+        const { txid } = await rep.sync();
+        const expected = normalize(app.prepare(sql).all());
+        answers.set(txid, expected);
+        await waitFor(
+          `TXID ${txid}`,
+          async () => (await follower.pragma('ltx_txid')) === formatTxid(txid),
+          5000,
+        );
+        expect(normalize(await follower.all(sql)), `latest at ${txid}`).toEqual(expected);
+      }
+      for (const [txid, expected] of answers) {
+        const past = await ltx.open(`file:wal?vfs=ltx&txid=${txid}`);
+        expect(normalize(await past.all(sql)), `TXID ${txid}`).toEqual(expected);
+        await past.close();
+      }
+    } finally {
+      await ltx.close();
+      await rep.stop();
+      app.close();
       await client.close();
       await tmp.cleanup();
     }
