@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { register as registerDemo } from './demo.js';
 import { register as registerInspect } from './inspect.js';
 import { register as registerLs } from './ls.js';
 import { register as registerQuery } from './query.js';
@@ -19,4 +20,5 @@ export function registerCommands(program: Command): void {
   registerQuery(program);
   registerVerify(program);
   registerInspect(program);
+  registerDemo(program);
 }
