@@ -1,7 +1,173 @@
-import type { BenchSection } from './report.js';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { INSERT_REVIEW, makeReview, REVIEWS_SCHEMA, seededRandom } from '../src/demo/reviews.js';
+import { Replicator } from '../src/writer/replicator.js';
+import type { BenchSection, Cell } from './report.js';
 import type { BenchContext } from './run.js';
 
-/** Reader processes following one replica under steady writes: filled in as the VFS lands. */
-export async function runScaleOutSection(_ctx: BenchContext): Promise<BenchSection> {
-  throw new Error('the scale-out benchmark needs the writer and the VFS, which are not in this build yet');
+/**
+ * 1, 4 and 16 reader processes follow one replica in S3 (through the latency proxy) while a
+ * primary commits a review every `writeEveryMs`. Reported per round: requests per second that
+ * reach the store from all readers together, and each reader's lag (age of the newest row it can
+ * see), which a shared poller per process keeps independent of how many queries it runs.
+ */
+const READER_SCRIPT = fileURLToPath(new URL('./scale-out-reader.js', import.meta.url));
+
+interface ReaderResult {
+  pid: number;
+  openMs: number;
+  samples: number;
+  lagMs: number[];
+  requests: { list: number; get: number; head: number; bytesRead: number };
+}
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+interface Reader {
+  child: ChildProcess;
+  ready: Promise<{ openMs: number }>;
+  result: Promise<ReaderResult>;
+}
+
+function startReader(url: string, measureMs: number, sampleMs: number, pollMs: number): Reader {
+  const child = spawn(
+    process.execPath,
+    [READER_SCRIPT, url, String(measureMs), String(sampleMs), String(pollMs)],
+    {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: process.env,
+    },
+  );
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const lines = createInterface({ input: child.stdout! });
+  let onReady: (v: { openMs: number }) => void;
+  let onResult: (v: ReaderResult) => void;
+  let onError: (e: Error) => void;
+  const ready = new Promise<{ openMs: number }>((resolve, reject) => {
+    onReady = resolve;
+    onError = reject;
+  });
+  const result = new Promise<ReaderResult>((resolve, reject) => {
+    onResult = resolve;
+    const prev = onError;
+    onError = (e) => {
+      prev(e);
+      reject(e);
+    };
+  });
+  ready.catch(() => {});
+  result.catch(() => {});
+  lines.on('line', (line) => {
+    const msg = JSON.parse(line) as { ready?: boolean; openMs?: number } & Partial<ReaderResult>;
+    if (msg.ready) onReady({ openMs: msg.openMs ?? 0 });
+    else onResult(msg as ReaderResult);
+  });
+  child.on('exit', (code) => {
+    if (code !== 0)
+      onError(new Error(`reader ${child.pid} exited with ${code}: ${stderr.trim().split('\n').pop()}`));
+  });
+  return { child, ready, result };
+}
+
+export async function runScaleOutSection(ctx: BenchContext): Promise<BenchSection> {
+  const quick = ctx.mode === 'quick';
+  const measureMs = quick ? 8000 : 20_000;
+  const writeEveryMs = 100;
+  const syncIntervalMs = 1000;
+  const pollMs = 1000;
+  const sampleMs = 100;
+  const bucket = `bench-scale-${Date.now().toString(36)}`;
+  await ctx.s3.createBucket(bucket);
+  const primaryPath = path.join(ctx.workDir, 'scale-out-primary.db');
+  for (const suffix of ['', '-wal', '-shm']) await rm(`${primaryPath}${suffix}`, { force: true });
+  await rm(path.join(ctx.workDir, '.scale-out-primary.db-ltxvfs'), { force: true, recursive: true });
+
+  const db = new Database(primaryPath);
+  db.pragma('journal_mode = WAL');
+  db.exec(REVIEWS_SCHEMA);
+  const insert = db.prepare(INSERT_REVIEW);
+  const random = seededRandom(7);
+  db.transaction(() => {
+    for (let i = 0; i < 5000; i++) insert.run(makeReview(random, Date.now(), 4));
+  })();
+  // The writer talks to the store through the same simulated network as the readers.
+  const replicator = new Replicator({
+    dbPath: primaryPath,
+    replica: ctx.replicaUrl(bucket, 'app', true),
+    syncIntervalMs,
+  });
+  await replicator.start();
+  await replicator.sync();
+  const writer = setInterval(() => insert.run(makeReview(random, Date.now(), 4)), writeEveryMs);
+
+  const rows: Array<Record<string, Cell>> = [];
+  const raw: unknown[] = [];
+  try {
+    for (const count of ctx.readers) {
+      const readers = Array.from({ length: count }, () =>
+        startReader(ctx.replicaUrl(bucket, 'app', true), measureMs, sampleMs, pollMs),
+      );
+      const opened = await Promise.all(readers.map((r) => r.ready));
+      for (const r of readers) r.child.stdin!.write('go\n');
+      const results = await Promise.all(readers.map((r) => r.result));
+      const seconds = measureMs / 1000;
+      const requests = results.reduce((a, r) => a + r.requests.list + r.requests.get + r.requests.head, 0);
+      const lists = results.reduce((a, r) => a + r.requests.list, 0);
+      const lagP50s = results.map((r) => percentile(r.lagMs, 50));
+      const lagP99s = results.map((r) => percentile(r.lagMs, 99));
+      const all = results.flatMap((r) => r.lagMs);
+      rows.push({
+        readers: count,
+        'store requests/s (all readers)': requests / seconds,
+        'LIST/s': lists / seconds,
+        'requests/s per reader': requests / seconds / count,
+        'lag p50 ms (all samples)': percentile(all, 50),
+        'lag p99 ms (all samples)': percentile(all, 99),
+        'worst reader p50 / p99 ms': `${Math.round(Math.max(...lagP50s))} / ${Math.round(Math.max(...lagP99s))}`,
+        'open ms (median)': Math.round(
+          percentile(
+            opened.map((o) => o.openMs),
+            50,
+          ),
+        ),
+      });
+      raw.push({
+        readers: count,
+        perReader: results.map((r) => ({
+          pid: r.pid,
+          openMs: r.openMs,
+          samples: r.samples,
+          lagP50: percentile(r.lagMs, 50),
+          lagP99: percentile(r.lagMs, 99),
+          requests: r.requests,
+        })),
+      });
+      ctx.log(
+        `scale-out ${count} readers: ${Math.round(requests / seconds)} req/s, lag p50 ${Math.round(percentile(all, 50))} ms`,
+      );
+    }
+  } finally {
+    clearInterval(writer);
+    await replicator.stop();
+    db.close();
+  }
+  return {
+    id: 'scale-out',
+    title: 'Scale-out: reader processes following one replica',
+    note: `Each reader is its own Node process with the ltx VFS, polling the replica every ${pollMs} ms through the proxy (RTT ${ctx.rttMs} ms) and asking for the newest row every ${sampleMs} ms for ${measureMs / 1000} s. The primary commits a review every ${writeEveryMs} ms; the replicator syncs every ${syncIntervalMs} ms. Lag = age of the newest row a reader sees (commit time on the primary to visible on the reader, including the sync and poll intervals).`,
+    columns: Object.keys(rows[0] ?? {}),
+    rows,
+    raw,
+  };
 }

@@ -1,9 +1,381 @@
-import type { BenchSection, ColdPoint } from './report.js';
+import { copyFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { restore } from '../src/replica/restore.js';
+import { openReplicaClient } from '../src/storage/index.js';
+import type { ReplicaClient, RequestStats } from '../src/storage/types.js';
+import { Replicator } from '../src/writer/replicator.js';
+import { createLtx, type SqlValue } from '../vfs/index.js';
+import type { Dataset } from './datasets.js';
+import { type BenchSection, type Cell, type ColdPoint, formatBytes } from './report.js';
 import type { BenchContext } from './run.js';
 
-/** Cold reads, hydration and warm reads through SQL: filled in as the read side lands. */
+/**
+ * The read paths a newcomer would compare, all against the same replica in S3 behind the same
+ * latency proxy, in the same run:
+ * - cold open -> first row (point lookup, range query) and cold full scan, for ltxvfs, for one
+ *   range request per page with no coalescing or read-ahead (what Litestream's VFS does), and for
+ *   restoring the whole database then querying it with better-sqlite3;
+ * - hydration to a fully local file against a full restore;
+ * - warm and hydrated reads against better-sqlite3 on a local copy.
+ */
+const APPROACH = {
+  ltxvfs: 'ltxvfs',
+  perPage: 'per-page (like Litestream VFS)',
+  restore: 'full restore + query',
+} as const;
+
+interface Query {
+  id: 'point' | 'range' | 'scan';
+  label: string;
+  sql: string;
+  params: (ds: Dataset, random: () => number) => SqlValue[];
+}
+
+const QUERIES: Query[] = [
+  {
+    id: 'point',
+    label: 'point lookup',
+    sql: 'SELECT * FROM reviews WHERE id = ?',
+    params: (ds, random) => [1 + Math.floor(random() * ds.rows)],
+  },
+  {
+    id: 'range',
+    label: 'range query (1,000 rows)',
+    sql: 'SELECT id, sandwich, rating, length(body) AS len FROM reviews WHERE id BETWEEN ? AND ? ORDER BY id',
+    params: (ds, random) => {
+      const from = 1 + Math.floor(random() * Math.max(1, ds.rows - 1000));
+      return [from, from + 999];
+    },
+  },
+  {
+    id: 'scan',
+    label: 'full scan',
+    sql: 'SELECT count(*) AS n, sum(length(body)) AS chars, avg(rating) AS avg_rating FROM reviews',
+    params: () => [],
+  },
+];
+
+function requestsOf(s: RequestStats): number {
+  return s.list + s.get + s.head;
+}
+
+interface Measurement {
+  ms: number;
+  requests: number;
+  bytes: number;
+  rows: number;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
+function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 4294967296;
+  };
+}
+
 export async function runReadPathSections(
-  _ctx: BenchContext,
+  ctx: BenchContext,
 ): Promise<{ sections: BenchSection[]; cold: ColdPoint[] }> {
-  throw new Error('the read-path benchmark needs the replica and the VFS, which are not in this build yet');
+  const bucket = `bench-reads-${Date.now().toString(36)}`;
+  await ctx.s3.createBucket(bucket);
+  const ltx = await createLtx();
+  const coldRows: Array<Record<string, Cell>> = [];
+  const hydrationRows: Array<Record<string, Cell>> = [];
+  const warmRows: Array<Record<string, Cell>> = [];
+  const cold: ColdPoint[] = [];
+  const repeats = ctx.mode === 'quick' ? 3 : 5;
+  let registered = 0;
+  try {
+    for (const ds of ctx.datasets) {
+      const size = formatBytes(ds.bytes);
+      const directUrl = ctx.replicaUrl(bucket, ds.name, false);
+      const proxiedUrl = ctx.replicaUrl(bucket, ds.name, true);
+      await replicateDataset(ctx, ds, directUrl);
+
+      /** One cold measurement through the VFS: a new Replica (empty cache) per call. */
+      const viaVfs = async (query: Query, params: SqlValue[], perPage: boolean): Promise<Measurement> => {
+        const client = openReplicaClient(proxiedUrl);
+        const name = `bench-${++registered}.db`;
+        const begun = performance.now();
+        await ltx.registerReplica(name, client, {
+          pollIntervalMs: 0,
+          ...(perPage ? { coalesce: false, readAhead: false } : {}),
+        });
+        const db = await ltx.open(`file:${name}?vfs=ltx`);
+        const rows = await db.all(query.sql, params);
+        const ms = performance.now() - begun;
+        const stats = client.stats();
+        await db.close();
+        await ltx.unregisterReplica(name);
+        await client.close();
+        return { ms, requests: requestsOf(stats), bytes: stats.bytesRead, rows: rows.length };
+      };
+
+      /** Restore the whole database through the proxy, then query it with better-sqlite3. */
+      const viaRestore = async (
+        query: Query,
+        params: SqlValue[],
+      ): Promise<Measurement & { restoreMs: number }> => {
+        const client = openReplicaClient(proxiedUrl);
+        const outPath = path.join(ctx.workDir, `${ds.name}-restored.db`);
+        await rm(outPath, { force: true });
+        const begun = performance.now();
+        await restore({ client, outPath });
+        const restoreMs = performance.now() - begun;
+        const db = new Database(outPath, { readonly: true });
+        const rows = db.prepare(query.sql).all(...params);
+        const ms = performance.now() - begun;
+        db.close();
+        const stats = client.stats();
+        await client.close();
+        return { ms, restoreMs, requests: requestsOf(stats), bytes: stats.bytesRead, rows: rows.length };
+      };
+
+      let restoreOnce: (Measurement & { restoreMs: number }) | undefined;
+      for (const query of QUERIES) {
+        const random = seeded(ds.rows + query.id.length);
+        const samples: Record<string, Measurement[]> = {
+          [APPROACH.ltxvfs]: [],
+          [APPROACH.perPage]: [],
+          [APPROACH.restore]: [],
+        };
+        const n = query.id === 'scan' ? 1 : repeats;
+        // One range GET per page costs a round trip each: skip what would take minutes, and say so.
+        const scanPages = Math.ceil(ds.bytes / ds.pageSize);
+        const perPageEstimateS = (scanPages * (ctx.rttMs + 1)) / 1000;
+        const perPageTooSlow = query.id === 'scan' && perPageEstimateS > (ctx.mode === 'quick' ? 45 : 300);
+        for (let i = 0; i < n; i++) {
+          const params = query.params(ds, random);
+          samples[APPROACH.ltxvfs]!.push(await viaVfs(query, params, false));
+          if (!perPageTooSlow) samples[APPROACH.perPage]!.push(await viaVfs(query, params, true));
+          // A restore costs the same whatever the query; measure it fully once per dataset.
+          if (!restoreOnce || query.id === 'scan') {
+            const r = await viaRestore(query, params);
+            restoreOnce ??= r;
+            samples[APPROACH.restore]!.push(r);
+          } else if (i === 0) {
+            samples[APPROACH.restore]!.push(await viaRestore(query, params));
+          }
+        }
+        for (const [approach, list] of Object.entries(samples)) {
+          const group = `${query.label}, ${size}`;
+          if (list.length === 0) {
+            coldRows.push({
+              dataset: size,
+              query: query.label,
+              approach,
+              'ms (median)': null,
+              requests: null,
+              'bytes read': `not run: ~${scanPages.toLocaleString('en-US')} sequential requests, est. ${Math.round(perPageEstimateS)} s`,
+            });
+            continue;
+          }
+          const ms = median(list.map((m) => m.ms));
+          const requests = median(list.map((m) => m.requests));
+          const bytes = median(list.map((m) => m.bytes));
+          coldRows.push({
+            dataset: size,
+            query: query.label,
+            approach,
+            'ms (median)': Math.round(ms),
+            requests,
+            'bytes read': formatBytes(bytes),
+          });
+          cold.push({ group, approach, ms, requests });
+        }
+        ctx.log(
+          `reads ${ds.name} ${query.id}: ${coldRows
+            .slice(-3)
+            .map((r) => `${r.approach}=${r['ms (median)']}ms`)
+            .join(' ')}`,
+        );
+      }
+
+      // Hydration: open cold with a hydrate path and wait until the whole file is local.
+      const hydratePath = path.join(ctx.workDir, `${ds.name}-hydrated.db`);
+      await rm(hydratePath, { force: true });
+      await rm(`${hydratePath}-ltxvfs`, { force: true, recursive: true });
+      const client = openReplicaClient(proxiedUrl);
+      const name = `bench-${++registered}.db`;
+      const begun = performance.now();
+      const replica = await ltx.registerReplica(name, client, { pollIntervalMs: 1000, hydratePath });
+      await waitForHydration(replica, 600_000);
+      const hydrateMs = performance.now() - begun;
+      const hstats = client.stats();
+      hydrationRows.push({
+        dataset: size,
+        approach: 'ltxvfs hydration (queries served meanwhile)',
+        seconds: hydrateMs / 1000,
+        'MB/s': ds.bytes / 1e6 / (hydrateMs / 1000),
+        requests: requestsOf(hstats),
+        'bytes read': formatBytes(hstats.bytesRead),
+      });
+      if (restoreOnce) {
+        hydrationRows.push({
+          dataset: size,
+          approach: 'full restore (nothing answerable until done)',
+          seconds: restoreOnce.restoreMs / 1000,
+          'MB/s': ds.bytes / 1e6 / (restoreOnce.restoreMs / 1000),
+          requests: restoreOnce.requests,
+          'bytes read': formatBytes(restoreOnce.bytes),
+        });
+      }
+
+      // Warm reads: the hydrated replica, a warm (cached, not hydrated) one, and better-sqlite3.
+      const lookups = ctx.mode === 'quick' ? 2000 : 10_000;
+      const random = seeded(42);
+      const ids = Array.from({ length: lookups }, () => 1 + Math.floor(random() * ds.rows));
+      const hydratedDb = await ltx.open(`file:${name}?vfs=ltx`);
+      const hydrated = await timeLookups(ids, (id) => hydratedDb.get(QUERIES[0]!.sql, [id]));
+      const hydratedScan = await timeOnce(() => hydratedDb.all(QUERIES[2]!.sql));
+      const requestsDuringHydratedReads = requestsOf(client.stats()) - requestsOf(hstats);
+      await hydratedDb.close();
+      await ltx.unregisterReplica(name);
+      await client.close();
+
+      const warmClient = openReplicaClient(proxiedUrl);
+      const warmName = `bench-${++registered}.db`;
+      await ltx.registerReplica(warmName, warmClient, {
+        pollIntervalMs: 0,
+        cacheBytes: Math.max(64 << 20, ds.bytes * 2),
+      });
+      const warmDb = await ltx.open(`file:${warmName}?vfs=ltx`);
+      await warmDb.all(QUERIES[2]!.sql); // fills the cache
+      const before = requestsOf(warmClient.stats());
+      const warm = await timeLookups(ids, (id) => warmDb.get(QUERIES[0]!.sql, [id]));
+      const warmScan = await timeOnce(() => warmDb.all(QUERIES[2]!.sql));
+      const warmRequests = requestsOf(warmClient.stats()) - before;
+      await warmDb.close();
+      await ltx.unregisterReplica(warmName);
+      await warmClient.close();
+
+      const localCopy = path.join(ctx.workDir, `${ds.name}-local.db`);
+      await copyFile(ds.path, localCopy);
+      const local = new Database(localCopy, { readonly: true });
+      const stmt = local.prepare(QUERIES[0]!.sql);
+      const native = await timeLookups(ids, async (id) => stmt.get(id));
+      const nativeScan = await timeOnce(async () => local.prepare(QUERIES[2]!.sql).all());
+      local.close();
+
+      warmRows.push(
+        {
+          dataset: size,
+          approach: 'ltxvfs, hydrated',
+          'point lookups/s': hydrated,
+          'full scan ms': hydratedScan,
+          'store requests': requestsDuringHydratedReads,
+        },
+        {
+          dataset: size,
+          approach: 'ltxvfs, warm cache (not hydrated)',
+          'point lookups/s': warm,
+          'full scan ms': warmScan,
+          'store requests': warmRequests,
+        },
+        {
+          dataset: size,
+          approach: 'better-sqlite3 on a local copy',
+          'point lookups/s': native,
+          'full scan ms': nativeScan,
+          'store requests': 0,
+        },
+      );
+      ctx.log(
+        `reads ${ds.name}: hydrated in ${(hydrateMs / 1000).toFixed(1)} s; lookups/s hydrated ${Math.round(hydrated)} warm ${Math.round(warm)} native ${Math.round(native)}`,
+      );
+      await rm(hydratePath, { force: true });
+      await rm(path.join(ctx.workDir, `${ds.name}-restored.db`), { force: true });
+      await rm(localCopy, { force: true });
+    }
+  } finally {
+    await ltx.close();
+  }
+
+  const net = `RTT ${ctx.rttMs} ms${ctx.bandwidthBytesPerSec ? `, ${formatBytes(ctx.bandwidthBytesPerSec)}/s` : ', unlimited bandwidth'}`;
+  return {
+    cold,
+    sections: [
+      {
+        id: 'cold',
+        title: 'Cold open to first row',
+        note: `Time from opening the replica (nothing cached) until the query's rows are in hand, and what it cost at the store (requests = LIST + GET + HEAD), through the proxy (${net}). Baselines in the same run: one range GET per page with no coalescing or read-ahead (what Litestream's VFS does), and restoring the whole database first, then querying it with better-sqlite3. Median of ${repeats} (point, range) or 1 (scan) cold runs.`,
+        columns: ['dataset', 'query', 'approach', 'ms (median)', 'requests', 'bytes read'],
+        rows: coldRows,
+      },
+      {
+        id: 'hydration',
+        title: 'Hydration vs full restore',
+        note: `Time until the whole database is local, through the same proxy (${net}). Hydration runs in the background while queries are already being answered; a restore answers nothing until it is done.`,
+        columns: ['dataset', 'approach', 'seconds', 'MB/s', 'requests', 'bytes read'],
+        rows: hydrationRows,
+      },
+      {
+        id: 'warm',
+        title: 'Warm and hydrated reads vs better-sqlite3',
+        note: 'Point lookups by primary key, one after another (random ids), and a full scan, on a replica that is fully hydrated, on one whose page cache holds the whole database, and with better-sqlite3 on a local copy of the same database. wa-sqlite runs SQLite as WebAssembly behind an async VFS, so the gap to native better-sqlite3 is the price of the replica.',
+        columns: ['dataset', 'approach', 'point lookups/s', 'full scan ms', 'store requests'],
+        rows: warmRows,
+      },
+    ],
+  };
+}
+
+async function timeLookups(
+  ids: number[],
+  lookup: (id: number) => Promise<unknown> | unknown,
+): Promise<number> {
+  const begun = performance.now();
+  for (const id of ids) await lookup(id);
+  return ids.length / ((performance.now() - begun) / 1000);
+}
+
+async function timeOnce(fn: () => Promise<unknown>): Promise<number> {
+  const begun = performance.now();
+  await fn();
+  return performance.now() - begun;
+}
+
+async function waitForHydration(
+  replica: { hydration(): { state: string; error?: string } },
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const h = replica.hydration();
+    if (h.state === 'done') return;
+    if (h.state === 'error') throw new Error(`hydration failed: ${h.error}`);
+    if (Date.now() > deadline) throw new Error('hydration did not finish in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** The primary's side: copy the dataset, replicate it (snapshot + a few incremental commits). */
+async function replicateDataset(ctx: BenchContext, ds: Dataset, url: string): Promise<void> {
+  const primary = path.join(ctx.workDir, `${ds.name}-primary.db`);
+  await rm(primary, { force: true });
+  await rm(`${primary}-wal`, { force: true });
+  await copyFile(ds.path, primary);
+  const begun = performance.now();
+  const replicator = new Replicator({ dbPath: primary, replica: url, syncIntervalMs: 100 });
+  await replicator.start();
+  await replicator.sync();
+  // A replica in use has incremental files after its first snapshot; add a few.
+  const db = new Database(primary);
+  const update = db.prepare('UPDATE reviews SET rating = rating % 5 + 1 WHERE id = ?');
+  for (let i = 0; i < 20; i++) {
+    update.run(1 + ((i * 7919) % ds.rows));
+    await replicator.sync();
+  }
+  db.close();
+  await replicator.stop();
+  ctx.log(
+    `replicated ${ds.name} (${formatBytes(ds.bytes)}) in ${((performance.now() - begun) / 1000).toFixed(1)} s`,
+  );
 }

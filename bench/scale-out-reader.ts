@@ -1,0 +1,63 @@
+import { openReplicaClient } from '../src/storage/index.js';
+import { createLtx } from '../vfs/index.js';
+
+/**
+ * One reader process of the scale-out benchmark: opens the replica through the ltx VFS, then
+ * every `sampleMs` asks for the newest review and records how old it is (the primary stamps each
+ * row with its commit time; both processes share this machine's clock). Waits for "go" on stdin
+ * after it is ready, so every reader of a round measures the same interval, then prints one JSON
+ * line with its samples and request counters and exits.
+ *
+ * argv: <replica-url> <measure-ms> <sample-ms> <poll-ms>
+ */
+interface ReaderResult {
+  pid: number;
+  openMs: number;
+  samples: number;
+  lagMs: number[];
+  requests: { list: number; get: number; head: number; bytesRead: number };
+}
+
+async function main(): Promise<void> {
+  const [url, measureText, sampleText, pollText] = process.argv.slice(2);
+  if (!url || !measureText || !sampleText || !pollText)
+    throw new Error('usage: scale-out-reader <url> <measure-ms> <sample-ms> <poll-ms>');
+  const measureMs = Number(measureText);
+  const sampleMs = Number(sampleText);
+  const begun = performance.now();
+  const ltx = await createLtx({ instances: 1 });
+  const client = openReplicaClient(url);
+  await ltx.registerReplica('replica.db', client, { pollIntervalMs: Number(pollText) });
+  const db = await ltx.open('file:replica.db?vfs=ltx');
+  await db.get('SELECT max(created_at) AS ts FROM reviews');
+  const openMs = performance.now() - begun;
+  process.stdout.write(`${JSON.stringify({ ready: true, openMs })}\n`);
+  await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
+  client.resetStats();
+  const lagMs: number[] = [];
+  const end = performance.now() + measureMs;
+  while (performance.now() < end) {
+    const row = (await db.get('SELECT max(created_at) AS ts FROM reviews')) as { ts: number } | undefined;
+    if (row?.ts) lagMs.push(Date.now() - row.ts);
+    await new Promise((r) => setTimeout(r, sampleMs));
+  }
+  const s = client.stats();
+  const result: ReaderResult = {
+    pid: process.pid,
+    openMs,
+    samples: lagMs.length,
+    lagMs,
+    requests: { list: s.list, get: s.get, head: s.head, bytesRead: s.bytesRead },
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  await db.close();
+  await ltx.close();
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`scale-out reader: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);
