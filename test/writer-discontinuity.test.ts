@@ -1,0 +1,156 @@
+/**
+ * What the replicator cannot prove continuous gets a full snapshot-style L0: an external
+ * TRUNCATE checkpoint while it was down, a database file replaced under it. Restores stay
+ * byte-identical. Also: an external TRUNCATE while it runs cannot restart the WAL (its read
+ * transaction blocks that), so nothing is lost and no snapshot is needed.
+ */
+import { mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FileReplicaClient } from '../src/storage/index.js';
+import { Replicator, type SyncedEvent } from '../src/writer/index.js';
+import { makeTempDir, type TempDir } from './support/tmp.js';
+import {
+  expectedFullPages,
+  expectRestoresMatch,
+  startNodeApp,
+  syncAndRecord,
+  verifyL0Files,
+} from './writer-harness.js';
+
+let tmp: TempDir;
+beforeAll(async () => {
+  tmp = await makeTempDir('ltxvfs-discont-');
+});
+afterAll(() => tmp.cleanup());
+
+function setup(name: string) {
+  const dir = join(tmp.dir, name);
+  mkdirSync(dir, { recursive: true });
+  const dbPath = join(dir, 'db.sqlite');
+  const client = new FileReplicaClient(join(dir, 'replica'));
+  const events: SyncedEvent[] = [];
+  const images = new Map<number, Buffer>();
+  const newReplicator = () => {
+    const rep = new Replicator({ dbPath, replica: client, syncIntervalMs: 3_600_000 });
+    rep.on('synced', (e: SyncedEvent) => events.push(e));
+    return rep;
+  };
+  return { dir, dbPath, client, events, images, newReplicator, scratch: join(dir, 'scratch') };
+}
+
+const insert = (n: number) =>
+  `WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < ${n}) INSERT INTO t(v) SELECT hex(randomblob(200)) FROM s`;
+
+async function expectSnapshotL0(client: FileReplicaClient, txid: number) {
+  const decoded = await verifyL0Files(client);
+  const f = decoded.get(txid)!;
+  expect(f.pages.map((p) => p.pgno)).toEqual(expectedFullPages(f.header.commit, f.header.pageSize));
+}
+
+describe('discontinuities', () => {
+  it('external wal_checkpoint(TRUNCATE) while the replicator is down: detected, snapshot L0 follows', async () => {
+    const s = setup('truncate-down');
+    const app = await startNodeApp(s.dbPath, 4096);
+    await app.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)');
+    let rep = s.newReplicator();
+    await rep.start();
+    await app.exec(insert(50));
+    await syncAndRecord(rep, s.dbPath, s.scratch, s.images);
+    await app.exec(insert(10));
+    await syncAndRecord(rep, s.dbPath, s.scratch, s.images);
+    await rep.stop();
+    // the app is the only connection now: TRUNCATE succeeds and restarts the WAL
+    await app.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+    await app.exec(insert(5));
+    rep = s.newReplicator();
+    await rep.start();
+    const before = s.events.length;
+    const txid = await syncAndRecord(rep, s.dbPath, s.scratch, s.images);
+    expect(s.events[before]!.snapshot).toBe(true);
+    expect(s.events[before]!.reason).toMatch(/WAL/);
+    await app.exec(insert(7));
+    await syncAndRecord(rep, s.dbPath, s.scratch, s.images);
+    expect(s.events.at(-1)!.snapshot).toBe(false);
+    await rep.stop();
+    await app.close();
+    await expectSnapshotL0(s.client, txid);
+    await expectRestoresMatch(s.client, s.images, join(s.dir, 'restores'));
+  }, 60_000);
+
+  it('external wal_checkpoint(TRUNCATE) while the replicator runs: refused (busy), nothing lost, no snapshot', async () => {
+    const s = setup('truncate-running');
+    const app = await startNodeApp(s.dbPath, 4096);
+    await app.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)');
+    const rep = s.newReplicator();
+    await rep.start();
+    await syncAndRecord(rep, s.dbPath, s.scratch, s.images);
+    for (let i = 0; i < 4; i++) {
+      await app.exec(insert(30));
+      await app.exec('PRAGMA busy_timeout = 50; PRAGMA wal_checkpoint(TRUNCATE); PRAGMA busy_timeout = 5000');
+      await app.exec(insert(3));
+      await syncAndRecord(rep, s.dbPath, s.scratch, s.images);
+    }
+    await rep.stop();
+    await app.close();
+    expect(s.events.filter((e) => e.snapshot).map((e) => e.txid)).toEqual([1]);
+    await expectRestoresMatch(s.client, s.images, join(s.dir, 'restores'));
+  }, 60_000);
+
+  it('after its own PASSIVE checkpoint, the one WAL restart is continuous (no snapshot)', async () => {
+    const s = setup('own-checkpoint');
+    const app = await startNodeApp(s.dbPath, 4096);
+    await app.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)');
+    const rep = s.newReplicator();
+    await rep.start();
+    await app.exec(insert(100));
+    await syncAndRecord(rep, s.dbPath, s.scratch, s.images);
+    const salt1 = () => readFileSync(`${s.dbPath}-wal`).readUInt32BE(16);
+    for (let i = 0; i < 3; i++) {
+      const before = salt1();
+      await rep.checkpoint('PASSIVE');
+      await app.exec(insert(20));
+      expect(salt1()).toBe((before + 1) >>> 0); // the WAL really restarted
+      await syncAndRecord(rep, s.dbPath, s.scratch, s.images);
+    }
+    await rep.stop();
+    await app.close();
+    expect(s.events.filter((e) => e.snapshot).map((e) => e.txid)).toEqual([1]);
+    expect(rep.stats().checkpoints).toBe(3);
+    await expectRestoresMatch(s.client, s.images, join(s.dir, 'restores'));
+  }, 60_000);
+
+  it('database file replaced under a running replicator: detected, snapshot L0 of the new file', async () => {
+    const s = setup('replaced');
+    let app = await startNodeApp(s.dbPath, 4096);
+    await app.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)');
+    const rep = s.newReplicator();
+    await rep.start();
+    await app.exec(insert(80));
+    await syncAndRecord(rep, s.dbPath, s.scratch, s.images);
+    await app.close();
+    // another database, built elsewhere, moved over the primary's path
+    const other = join(s.dir, 'other.sqlite');
+    const o = new Database(other);
+    o.pragma('journal_mode = WAL');
+    o.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE extra(x)');
+    o.exec(insert(20));
+    o.close();
+    rmSync(`${s.dbPath}-wal`, { force: true });
+    rmSync(`${s.dbPath}-shm`, { force: true });
+    renameSync(other, s.dbPath);
+    app = await startNodeApp(s.dbPath);
+    await app.exec(insert(3));
+    const before = s.events.length;
+    const txid = await syncAndRecord(rep, s.dbPath, s.scratch, s.images);
+    expect(s.events[before]!.snapshot).toBe(true);
+    expect(s.events[before]!.reason).toMatch(/replaced/);
+    await app.exec(insert(4));
+    await syncAndRecord(rep, s.dbPath, s.scratch, s.images);
+    await rep.stop();
+    await app.close();
+    await expectSnapshotL0(s.client, txid);
+    await expectRestoresMatch(s.client, s.images, join(s.dir, 'restores'));
+  }, 60_000);
+});
