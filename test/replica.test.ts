@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { initZstd } from '../src/ltx/index.js';
 import { Replica, type ReplicaView } from '../src/replica/replica.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { ReplicaClient } from '../src/storage/types.js';
@@ -272,6 +273,19 @@ describe('Replica on a file replica', () => {
     const view = replica.acquireLatest();
     expect(view.pageSize).toBe(512);
     await expectImage(view, primary.images.get(2));
+    view.release();
+  });
+
+  it('reads pages of a zstd-encoded replica', async () => {
+    await initZstd();
+    primary.close();
+    client = openReplicaClient(join(tmp.dir, 'zstd'));
+    primary = new TestPrimary(client, join(tmp.dir), { encoding: 'zstd' });
+    fillTable(primary.db, 300);
+    await primary.sync();
+    const replica = await openReplica();
+    const view = replica.acquireLatest();
+    await expectImage(view, primary.images.get(1));
     view.release();
   });
 

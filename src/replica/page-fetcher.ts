@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { decodePageFrame } from '../ltx/index.js';
+import { decodePageFrame, initZstd } from '../ltx/index.js';
 import type { ReplicaClient } from '../storage/types.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
 import type { FileIndex, PageLocation } from './page-map.js';
@@ -107,7 +107,7 @@ export class PageFetcher {
     const bytes = await this.readBytes(index, first, last);
     const start = index.offsets[first];
     const pages: Uint8Array[] = [];
-    for (let e = first; e <= last; e++) pages.push(this.decode(index, e, bytes, start, pageSize));
+    for (let e = first; e <= last; e++) pages.push(await this.decodeAsync(index, e, bytes, start, pageSize));
     return pages;
   }
 
@@ -183,7 +183,7 @@ export class PageFetcher {
         const key = cacheKey(index, e);
         const waiting = this.inflight.get(key);
         try {
-          const page = this.decode(index, e, bytes, start, pageSize);
+          const page = await this.decodeAsync(index, e, bytes, start, pageSize);
           this.cache.set(key, page);
           waiting?.resolve(page);
         } catch (err) {
@@ -212,6 +212,23 @@ export class PageFetcher {
       );
     }
     return bytes;
+  }
+
+  /** zstd pages (our own encoding) need a WASM codec whose one-time start is async: load it on first use. */
+  private async decodeAsync(
+    index: FileIndex,
+    entry: number,
+    bytes: Uint8Array,
+    start: number,
+    pageSize: number,
+  ): Promise<Uint8Array> {
+    try {
+      return this.decode(index, entry, bytes, start, pageSize);
+    } catch (err) {
+      if (!isLtxvfsError((err as { cause?: unknown }).cause, 'LTX_ZSTD_UNINITIALIZED')) throw err;
+      await initZstd();
+      return this.decode(index, entry, bytes, start, pageSize);
+    }
   }
 
   private decode(

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { LRUCache } from 'lru-cache';
-import { initZstd, lockPgno } from '../ltx/index.js';
+import { lockPgno } from '../ltx/index.js';
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
@@ -112,7 +112,6 @@ export class Replica extends EventEmitter {
   /** Lists levels, plans the latest state and fetches the page-index tails in parallel. */
   static async open(client: ReplicaClient, options: ReplicaOptions = {}): Promise<Replica> {
     const openedAt = Date.now();
-    await initZstd();
     const loader = new IndexLoader(client);
     const listing = await listAllLevels(client);
     const chain = planChain(listing, {}, client.url);
