@@ -1,8 +1,10 @@
 import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
 import { parseDuration } from '../../util/duration.js';
+import { LtxvfsError } from '../../util/errors.js';
 import { formatTxid } from '../../util/txid.js';
-import { parseCompactionFlags } from '../../writer/config.js';
+import { formatStats } from '../../writer/compaction-stats.js';
+import { loadConfigFile, parseCompactionFlags } from '../../writer/config.js';
 import { Replicator, type ReplicatorLogger, type ReplicatorOptions } from '../../writer/index.js';
 
 /** Every option of `ltxvfs replicate`, as commander hands them over. */
@@ -16,6 +18,7 @@ export interface ReplicateFlags {
   snapshotInterval?: string;
   retention?: string | boolean;
   l0Retention?: string;
+  config?: string;
 }
 
 /** The one place options are declared; add a flag here and map it in replicatorOptions(). */
@@ -32,7 +35,11 @@ function declareOptions(cmd: Command): Command {
     .option('--snapshot-interval <duration>', 'how often a full L9 snapshot is written (default 24h)')
     .option('--retention <duration>', 'how long snapshots are kept (default 24h)')
     .option('--no-retention', 'never delete anything from the replica')
-    .option('--l0-retention <duration>', 'keep compacted L0 files at least this long (default 5m)');
+    .option('--l0-retention <duration>', 'keep compacted L0 files at least this long (default 5m)')
+    .option(
+      '--config <file>',
+      'YAML file listing databases, replicas and their settings (instead of <db> <replica-url>)',
+    );
 }
 
 /** Flags -> Replicator options (no I/O). */
@@ -59,8 +66,47 @@ export function replicatorOptions(
   };
 }
 
-export function cliLogger(verbose: boolean): ReplicatorLogger {
-  const line = (text: string) => process.stderr.write(`ltxvfs replicate: ${text}\n`);
+/**
+ * `--config`: one Replicator per database of the file; settings of the file win, and the
+ * per-database flags may not be mixed in (one source of truth per run).
+ */
+export function replicatorOptionsFromFile(
+  db: string | undefined,
+  url: string | undefined,
+  flags: ReplicateFlags,
+  verbose: boolean,
+): ReplicatorOptions[] {
+  const file = flags.config as string;
+  if (db !== undefined || url !== undefined) {
+    throw new LtxvfsError(
+      'CONFIG_INVALID',
+      `--config ${file}: give either <db> <replica-url> or --config, not both`,
+    );
+  }
+  const mixed = [
+    flags.levels !== undefined && '--levels',
+    flags.snapshotInterval !== undefined && '--snapshot-interval',
+    typeof flags.retention === 'string' && '--retention',
+    flags.retention === false && '--no-retention',
+    flags.l0Retention !== undefined && '--l0-retention',
+  ].filter(Boolean);
+  if (mixed.length > 0) {
+    throw new LtxvfsError('CONFIG_INVALID', `--config ${file}: set ${mixed.join(', ')} in the file instead`);
+  }
+  const config = loadConfigFile(file);
+  return config.dbs.map((entry) => ({
+    dbPath: entry.path,
+    replica: entry.replicaUrl,
+    syncIntervalMs: entry.syncIntervalMs ?? parseDuration(flags.syncInterval ?? '1s', '--sync-interval'),
+    logger: cliLogger(verbose, config.dbs.length > 1 ? entry.path : undefined),
+    keepAlive: true,
+    compaction: flags.once ? undefined : entry.compaction,
+  }));
+}
+
+export function cliLogger(verbose: boolean, label?: string): ReplicatorLogger {
+  const prefix = label ? `ltxvfs replicate ${label}` : 'ltxvfs replicate';
+  const line = (text: string) => process.stderr.write(`${prefix}: ${text}\n`);
   return {
     info: verbose ? line : () => {},
     debug: verbose ? line : undefined,
@@ -74,9 +120,16 @@ export function register(program: Command): void {
     program
       .command('replicate')
       .description('stream every committed transaction of a SQLite database (WAL mode) to a replica')
-      .argument('<db>', 'the primary database file')
-      .argument('<replica-url>', 's3://bucket/path, file:///abs/dir, or a directory'),
-  ).action(async (db: string, url: string, flags: ReplicateFlags) => {
+      .argument('[db]', 'the primary database file (or use --config)')
+      .argument('[replica-url]', 's3://bucket/path, file:///abs/dir, or a directory'),
+  ).action(async (db: string | undefined, url: string | undefined, flags: ReplicateFlags) => {
+    if (flags.config !== undefined) {
+      await runMany(replicatorOptionsFromFile(db, url, flags, Boolean(flags.verbose)), flags);
+      return;
+    }
+    if (db === undefined || url === undefined) {
+      throw new LtxvfsError('BAD_ARGUMENT', 'replicate needs <db> and <replica-url>, or --config <file>');
+    }
     const logger = cliLogger(Boolean(flags.verbose));
     const replicator = new Replicator(replicatorOptions(db, url, flags, logger));
     await replicator.start();
@@ -93,20 +146,59 @@ export function register(program: Command): void {
       const timer = setInterval(() => {
         const s = replicator.stats();
         logger.info(
-          `lag ${s.pendingUploads === 0 ? 0 : s.lagMs} ms, TXID ${formatTxid(s.txid)}, uploaded ${formatTxid(s.uploadedTxid)}`,
+          `lag ${s.pendingUploads === 0 ? 0 : s.lagMs} ms, TXID ${formatTxid(s.txid)}, uploaded ${formatTxid(s.uploadedTxid)}, ${formatStats(s.requests)}`,
         );
       }, 10_000);
       timer.unref();
     }
     const status = flags.exec ? await runChild(flags.exec, replicator) : await untilSignal(replicator);
     await replicator.stop();
+    logger.info(formatStats(replicator.stats().requests));
     if (replicator.failure) throw replicator.failure;
     process.exitCode = status;
   });
 }
 
+/** Several databases of a config file, side by side; the first fatal error stops them all. */
+async function runMany(all: ReplicatorOptions[], flags: ReplicateFlags): Promise<void> {
+  const replicators = all.map((o) => new Replicator(o));
+  const started: Replicator[] = [];
+  try {
+    for (const r of replicators) {
+      await r.start();
+      started.push(r);
+    }
+    if (flags.once) {
+      for (const [i, r] of replicators.entries()) {
+        const { txid } = await r.sync();
+        all[i]!.logger?.info(`replicated up to TXID ${formatTxid(txid)}`);
+      }
+      return;
+    }
+    if (flags.verbose) {
+      const timer = setInterval(() => {
+        for (const [i, r] of replicators.entries()) {
+          const s = r.stats();
+          all[i]!.logger?.info(
+            `TXID ${formatTxid(s.txid)}, uploaded ${formatTxid(s.uploadedTxid)}, ${formatStats(s.requests)}`,
+          );
+        }
+      }, 10_000);
+      timer.unref();
+    }
+    const status = flags.exec
+      ? await runChild(flags.exec, replicators[0]!, replicators.slice(1))
+      : await untilSignal(replicators[0]!, replicators.slice(1));
+    process.exitCode = status;
+  } finally {
+    for (const r of started) await r.stop();
+  }
+  const failed = replicators.find((r) => r.failure);
+  if (failed) throw failed.failure;
+}
+
 /** Runs until SIGINT/SIGTERM (exit 0) or a fatal replication error (thrown by the caller). */
-function untilSignal(replicator: Replicator): Promise<number> {
+function untilSignal(replicator: Replicator, others: Replicator[] = []): Promise<number> {
   return new Promise((resolve) => {
     const done = () => {
       process.off('SIGINT', done);
@@ -115,7 +207,7 @@ function untilSignal(replicator: Replicator): Promise<number> {
     };
     process.on('SIGINT', done);
     process.on('SIGTERM', done);
-    replicator.once('fatal', done);
+    for (const r of [replicator, ...others]) r.once('fatal', done);
   });
 }
 
@@ -124,7 +216,7 @@ function untilSignal(replicator: Replicator): Promise<number> {
  * forwarded; when it exits the caller does a final sync and exits with its status. If
  * replication fails, the child is asked to stop (SIGTERM) and the failure is reported.
  */
-function runChild(command: string, replicator: Replicator): Promise<number> {
+function runChild(command: string, replicator: Replicator, others: Replicator[] = []): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, { shell: true, stdio: 'inherit' });
     const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
@@ -132,7 +224,7 @@ function runChild(command: string, replicator: Replicator): Promise<number> {
     const onTerm = forward('SIGTERM');
     process.on('SIGINT', onInt);
     process.on('SIGTERM', onTerm);
-    replicator.once('fatal', () => child.kill('SIGTERM'));
+    for (const r of [replicator, ...others]) r.once('fatal', () => child.kill('SIGTERM'));
     child.on('error', (err) => reject(err));
     child.on('exit', (code, signal) => {
       process.off('SIGINT', onInt);
