@@ -14,13 +14,16 @@ import {
   lockPgno,
   lz4Bound,
   lz4CompressBlock,
+  lz4DecoderKind,
   lz4DecompressBlock,
+  lz4DecompressPage,
   type PageEncoding,
   pageChecksum,
   parsePageIndexTail,
   xxh32,
 } from '../src/ltx/index.js';
 import { decodeLz4Frame, encodeLz4Frame } from '../src/ltx/lz4-frame.js';
+import { isLtxvfsError } from '../src/util/errors.js';
 
 beforeAll(async () => {
   await initZstd();
@@ -97,6 +100,33 @@ describe('LZ4 against the reference lz4 command (C implementation)', () => {
 });
 
 describe('LZ4 block codec', () => {
+  it(`page decoder in use (${lz4DecoderKind}) agrees with the JS decoder; garbage gives typed errors only`, () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 4 }),
+        fc.uint8Array({ minLength: 1, maxLength: 600 }),
+        fc.nat(),
+        (log, junk, n) => {
+          const pageSize = 512 << log;
+          const page = new Uint8Array(pageSize).map((_, i) => junk[(i * 7 + n) % junk.length] ^ (i >> 6));
+          const block = new Uint8Array(lz4Bound(pageSize));
+          const len = lz4CompressBlock(page, block);
+          expect(Buffer.from(lz4DecompressPage(block, 0, len, pageSize)).equals(Buffer.from(page))).toBe(
+            true,
+          );
+          for (const bytes of [junk, block.subarray(0, Math.max(1, len - 1 - (n % 8)))]) {
+            try {
+              lz4DecompressPage(bytes, 0, bytes.length, pageSize);
+            } catch (err) {
+              expect(isLtxvfsError(err, 'LTX_BAD_COMPRESSION')).toBe(true);
+            }
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('round-trips arbitrary data up to 64 KiB, within lz4Bound', () => {
     fc.assert(
       fc.property(

@@ -34,7 +34,13 @@ export {
   type LtxTrailer,
   validateHeader,
 } from './header.js';
-export { lz4Bound, lz4CompressBlock, lz4DecompressBlock } from './lz4-block.js';
+export {
+  lz4Bound,
+  lz4CompressBlock,
+  lz4DecoderKind,
+  lz4DecompressBlock,
+  lz4DecompressPage,
+} from './lz4-block.js';
 export { frameDescriptorChecksum } from './lz4-frame.js';
 export { decodePageFrame, encodePageFrame } from './page-frame.js';
 export {

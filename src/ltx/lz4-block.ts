@@ -1,18 +1,63 @@
+import { createRequire } from 'node:module';
 import { LtxvfsError } from '../util/errors.js';
 
 /*
- * Raw LZ4 block codec, written here on purpose.
+ * Raw LZ4 blocks: decoding uses `lz4-napi` (native lz4_flex, prebuilt binaries shipped as npm
+ * optional packages) when it loads, and the JS decoder below otherwise; compression is always
+ * the JS compressor below, because it must reproduce pierrec/lz4's bytes.
  *
- * Candidates measured by bench/ltx-codec.ts on 4 KiB pages of a real SQLite database (see the
- * README's "LTX format" section for numbers): `lz4-napi` (native; its block API prepends a size
- * and cannot decode into a caller's buffer), `lz4` (node-lz4: JS fallback with raw
- * encodeBlock/decodeBlock, unmaintained since 2021), `lz4js` (frame API only) and
- * `lz4-wasm-nodejs` (frame API only). For 4 KiB pages the per-call cost of crossing into native or
- * WASM code (plus copying in and out) outweighs their faster inner loops, and none of them can
- * decompress into a sub-range of an existing buffer with a bounded window, which the legacy frame
- * decoder needs. This decoder checks every length against both buffers, so no input can make it
- * read or write out of bounds, allocate, or loop longer than the input.
+ * Measured by bench/ltx-codec.ts on 4 KiB pages of a real SQLite database (numbers in README's
+ * "LTX format" section): lz4-napi decodes about 3x faster than the JS decoder even with the copy
+ * that its size-prepended block API forces on us; lz4-wasm-nodejs (WASM lz4_flex, same API) sits
+ * in between; `lz4` (node-lz4) compiles with node-gyp at install time, which needs to download
+ * Node headers, and is unmaintained since 2021; `lz4js` has a frame-only API. None of them
+ * compresses like pierrec/lz4. The JS decoder stays for platforms without a prebuilt binary and
+ * for the legacy frame decoder, which must decode into a sub-range of a buffer with a window
+ * reaching back into earlier blocks. Every length is checked against both buffers in both paths,
+ * so no input can read or write out of bounds, allocate more than a page, or loop longer than
+ * its length.
  */
+interface NativeLz4 {
+  uncompressSync(data: Uint8Array): Buffer;
+}
+
+function loadNative(): NativeLz4 | undefined {
+  if (process.env.LTXVFS_LZ4 === 'js') return undefined;
+  try {
+    return createRequire(import.meta.url)('lz4-napi') as NativeLz4;
+  } catch {
+    return undefined;
+  }
+}
+
+const native = loadNative();
+
+/** Which LZ4 block decoder is in use: 'native' (lz4-napi) or 'js' (set LTXVFS_LZ4=js to force). */
+export const lz4DecoderKind: 'native' | 'js' = native ? 'native' : 'js';
+
+/**
+ * Decompresses the raw block src[start, end) that must expand to exactly pageSize bytes into a
+ * new page.
+ */
+export function lz4DecompressPage(src: Uint8Array, start: number, end: number, pageSize: number): Uint8Array {
+  if (native) {
+    const framed = Buffer.allocUnsafe(end - start + 4);
+    framed.writeUInt32LE(pageSize, 0);
+    framed.set(src.subarray(start, end), 4);
+    let out: Buffer;
+    try {
+      out = native.uncompressSync(framed);
+    } catch (err) {
+      throw corrupt(String(err instanceof Error ? err.message : err));
+    }
+    if (out.length !== pageSize) throw corrupt(`decompressed to ${out.length} bytes, expected ${pageSize}`);
+    return new Uint8Array(out.buffer, out.byteOffset, out.length);
+  }
+  const out = new Uint8Array(pageSize);
+  const n = lz4DecompressBlock(src, start, end, out, 0, pageSize);
+  if (n !== pageSize) throw corrupt(`decompressed to ${n} bytes, expected ${pageSize}`);
+  return out;
+}
 
 /** Worst-case compressed size of `n` input bytes (LZ4_COMPRESSBOUND). */
 export function lz4Bound(n: number): number {

@@ -1,6 +1,6 @@
 import { LtxvfsError } from '../util/errors.js';
 import { PAGE_FLAG_SIZE, PAGE_FLAG_ZSTD, PAGE_HEADER_SIZE, type PageEncoding } from './constants.js';
-import { lz4Bound, lz4CompressBlock, lz4DecompressBlock } from './lz4-block.js';
+import { lz4Bound, lz4CompressBlock, lz4DecompressPage } from './lz4-block.js';
 import { decodeLz4Frame, encodeLz4Frame, lz4FrameExtent } from './lz4-frame.js';
 import { zstdCompressPage, zstdDecompressPage } from './zstd.js';
 
@@ -127,15 +127,7 @@ export function decodeFramePayload(
     const p = start + PAGE_HEADER_SIZE;
     if (head.encoding === 'lz4-frame') return decodeLz4Frame(buf, p, end, pageSize);
     if (head.encoding === 'zstd') return zstdDecompressPage(buf.subarray(p + 4, end), pageSize);
-    const out = new Uint8Array(pageSize);
-    const n = lz4DecompressBlock(buf, p + 4, end, out, 0, pageSize);
-    if (n !== pageSize) {
-      throw new LtxvfsError(
-        'LTX_BAD_COMPRESSION',
-        `LZ4 block decompressed to ${n} bytes, expected ${pageSize}`,
-      );
-    }
-    return out;
+    return lz4DecompressPage(buf, p + 4, end, pageSize);
   } catch (err) {
     if (err instanceof LtxvfsError && err.code === 'LTX_BAD_COMPRESSION') {
       const where = describeFrame(fileOffset, end - start);
