@@ -1,5 +1,4 @@
 import type { LtxFileInfo } from '../storage/types.js';
-import { LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
 
 export type Listing = Map<number, LtxFileInfo[]>;
@@ -45,55 +44,8 @@ function isBetter(a: LtxFileInfo, b: LtxFileInfo): boolean {
   return a.createdAt.getTime() < b.createdAt.getTime();
 }
 
-/** The lowest and highest TXID a listing can restore to, for error messages. */
-export function heldRange(listing: Listing): { low: Txid; high: Txid } | undefined {
-  let low = Number.POSITIVE_INFINITY;
-  let high = 0;
-  for (const files of listing.values()) {
-    for (const f of files) {
-      if (f.maxTxid > high) high = f.maxTxid;
-      if (f.maxTxid < low) low = f.maxTxid;
-    }
-  }
-  return high === 0 ? undefined : { low, high };
-}
-
-/**
- * Litestream's restore plan (newest usable snapshot, then the greedy extension), used until the
- * shared planner in plan.ts exists. The result must start at TXID 1 to be a complete image.
- */
-export function planChain(
-  listing: Listing,
-  target: { txid?: Txid; timestamp?: Date },
-  url: string,
-): LtxFileInfo[] {
-  const fits: FileFilter = (f) =>
-    (target.txid === undefined || f.maxTxid <= target.txid) &&
-    (target.timestamp === undefined || f.createdAt.getTime() <= target.timestamp.getTime());
-  let snapshot: LtxFileInfo | undefined;
-  for (const f of listing.get(SNAPSHOT_LEVEL) ?? []) {
-    if (f.minTxid === 1 && fits(f) && (snapshot === undefined || f.maxTxid >= snapshot.maxTxid)) snapshot = f;
-  }
-  const base = snapshot ? [snapshot] : [];
-  const chain = [...base, ...extendChain(listing, snapshot?.maxTxid ?? 0, fits)];
-  if (chain.length === 0 || chain[0].minTxid !== 1) {
-    const range = heldRange(listing);
-    if (range === undefined) throw new LtxvfsError('REPLICA_EMPTY', `replica ${url} holds no LTX files`);
-    throw new LtxvfsError(
-      'TXID_NOT_AVAILABLE',
-      `${describeTarget(target)} is not available in ${url}: ${describeRange(range)}`,
-    );
-  }
-  return chain;
-}
-
 export function describeTarget(target: { txid?: Txid; timestamp?: Date }): string {
   if (target.txid !== undefined) return `TXID ${formatTxid(target.txid)} (${target.txid})`;
   if (target.timestamp !== undefined) return `time ${target.timestamp.toISOString()}`;
   return 'the latest state';
-}
-
-export function describeRange(range: { low: Txid; high: Txid } | undefined): string {
-  if (range === undefined) return 'the replica holds no LTX files';
-  return `the replica holds TXIDs up to ${formatTxid(range.high)} (${range.high}), files ending between ${range.low} and ${range.high}`;
 }

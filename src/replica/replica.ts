@@ -4,11 +4,12 @@ import { lockPgno } from '../ltx/index.js';
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
-import { describeTarget, type Listing, planChain } from './extend.js';
+import { describeTarget, type Listing } from './extend.js';
 import { Hydrator, type HydratorHost } from './hydrator.js';
 import { IndexLoader } from './index-loader.js';
 import { PageFetcher } from './page-fetcher.js';
 import { type FileIndex, PageMap } from './page-map.js';
+import { planRestore } from './plan.js';
 import { findNewFiles, listAllLevels, PollTimer } from './poller.js';
 import type { Version } from './version.js';
 
@@ -114,7 +115,7 @@ export class Replica extends EventEmitter {
     const openedAt = Date.now();
     const loader = new IndexLoader(client);
     const listing = await listAllLevels(client);
-    const chain = planChain(listing, {}, client.url);
+    const chain = planRestore(listing, {}, { url: client.url });
     const latest = await buildVersion(loader, chain, client.url);
     const replica = new Replica(client, options, loader, latest, openedAt);
     replica.log(
@@ -141,7 +142,7 @@ export class Replica extends EventEmitter {
       if (known !== undefined) return this.pin(await known);
     }
     const listing = await listAllLevels(this.client);
-    const chain = planChain(listing, target, this.client.url);
+    const chain = planRestore(listing, target, { url: this.client.url });
     const reached = chain[chain.length - 1].maxTxid;
     if (target.txid !== undefined && reached !== target.txid) {
       throw new LtxvfsError('TXID_NOT_AVAILABLE', notAvailableMessage(target.txid, listing, this.client.url));
@@ -219,7 +220,11 @@ export class Replica extends EventEmitter {
         };
       } else {
         const listing = await listAllLevels(this.client);
-        next = await buildVersion(this.loader, planChain(listing, {}, this.client.url), this.client.url);
+        next = await buildVersion(
+          this.loader,
+          planRestore(listing, {}, { url: this.client.url }),
+          this.client.url,
+        );
       }
     } else if (finding.kind === 'replan') {
       this.log(
@@ -227,7 +232,7 @@ export class Replica extends EventEmitter {
       );
       next = await buildVersion(
         this.loader,
-        planChain(finding.listing, {}, this.client.url),
+        planRestore(finding.listing, {}, { url: this.client.url }),
         this.client.url,
       );
       if (next.txid <= from.txid) next = undefined;
@@ -300,7 +305,7 @@ export class Replica extends EventEmitter {
         const listing = await listAllLevels(this.client);
         let chain: LtxFileInfo[] | undefined;
         try {
-          chain = planChain(listing, { txid: version.txid }, this.client.url);
+          chain = planRestore(listing, { txid: version.txid }, { url: this.client.url });
         } catch {
           chain = undefined;
         }
