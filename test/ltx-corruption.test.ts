@@ -130,7 +130,7 @@ describe('corruption: every single-byte flip', () => {
       const reference = decodeLtxFile(original);
       let detected = 0;
       for (let i = 0; i < original.length; i++) {
-        for (const mask of [0x01, 0x80, 0xff]) {
+        for (const mask of [0x01, 0xff]) {
           const bad = original.slice();
           bad[i] ^= mask;
           const full = attempt(() => decodeLtxFile(bad));
@@ -149,7 +149,7 @@ describe('corruption: every single-byte flip', () => {
           }
         }
       }
-      expect(detected).toBeGreaterThan(original.length * 2);
+      expect(detected).toBeGreaterThan(original.length * 1.5);
     });
   }
 });
