@@ -40,6 +40,8 @@ export interface MachineInfo {
   release: string;
   arch: string;
   node: string;
+  /** 1-minute load average when the run started and ended: other work on the machine skews timings. */
+  loadAverage?: { start: number; end: number };
 }
 
 export interface BenchReport {
@@ -131,7 +133,7 @@ export function renderMarkdown(report: BenchReport, chartFile: string): string {
     '',
     `- Command: \`${report.command}\``,
     `- Run: ${report.startedAt} .. ${report.finishedAt}`,
-    `- Machine: ${m.cpuModel}, ${m.cpus} cores, ${formatBytes(m.memoryBytes)} RAM, ${m.platform} ${m.release} ${m.arch}`,
+    `- Machine: ${m.cpuModel}, ${m.cpus} cores, ${formatBytes(m.memoryBytes)} RAM, ${m.platform} ${m.release} ${m.arch}${m.loadAverage ? `; load average ${m.loadAverage.start.toFixed(1)} at start, ${m.loadAverage.end.toFixed(1)} at end` : ''}`,
     `- Node: ${m.node}`,
     `- Settings: ${settings}`,
     '',

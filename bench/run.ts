@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { mkdir } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
 import { type Dataset, makeDataset } from './datasets.js';
@@ -118,6 +119,7 @@ async function main(argv: string[]): Promise<number> {
   const outDir = path.resolve(root, o.out);
   await mkdir(path.join(workDir, 'datasets'), { recursive: true });
   const started = new Date();
+  const loadAtStart = os.loadavg()[0]!;
   const t0 = performance.now();
   const log = (line: string) => {
     const s = ((performance.now() - t0) / 1000).toFixed(1).padStart(6);
@@ -214,6 +216,17 @@ async function main(argv: string[]): Promise<number> {
       for (const s of await runExternalSections(ctx, 'ltx')) record(s);
     });
     await guarded('compaction', 'Compaction', async () => {
+      if (mode === 'quick' && !o.only?.split(',').includes('compaction')) {
+        record({
+          id: 'compaction',
+          title: 'Compaction over simulated hours',
+          columns: [],
+          rows: [],
+          skipped:
+            'full mode only (it simulates hours of writes and takes several minutes); `npm run bench -- --quick --only compaction` runs it alone',
+        });
+        return;
+      }
       for (const s of await runExternalSections(ctx, 'compaction')) record(s);
     });
     await guarded('cold-pages', 'Replica page reads without SQL', async () => {
@@ -229,7 +242,7 @@ async function main(argv: string[]): Promise<number> {
     command: `npm run bench --${argv.slice(2).length ? ` ${argv.slice(2).join(' ')}` : ''}`,
     startedAt: started.toISOString(),
     finishedAt: new Date().toISOString(),
-    machine: machineInfo(),
+    machine: { ...machineInfo(), loadAverage: { start: loadAtStart, end: os.loadavg()[0]! } },
     settings: {
       sizes: sizes.map(formatBytes).join(', '),
       rttMs,

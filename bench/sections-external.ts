@@ -27,15 +27,24 @@ const SUITES: Record<ExternalId, ExternalSuite> = {
     exportName: 'runLtxCodecBench',
     title: 'LTX encode/decode per page encoding',
     note: 'Throughput of page data through the LTX encoder and decoder (pure CPU, no I/O), and the compressed size, per encoding (bench/ltx-codec.ts).',
-    options: (ctx) => ({ quick: ctx.mode === 'quick', log: ctx.log, writeJson: false }),
+    options: (ctx) => ({
+      outFile: null,
+      log: ctx.log,
+      ...(ctx.mode === 'quick' ? { rounds: 2, roundMs: 250 } : {}),
+    }),
     s3: false,
   },
   replication: {
     module: 'replication.js',
     exportName: 'runReplicationBench',
     title: 'Replication lag and primary write throughput',
-    note: 'Lag = a commit on the primary until its LTX file is durable in the replica; throughput of the primary with and without the replicator beside it (bench/replication.ts).',
-    options: (ctx, s3Url) => ({ quick: ctx.mode === 'quick', s3Url, log: ctx.log, writeJson: false }),
+    note: 'Lag = a commit on the primary until its LTX file is durable in the replica (file backend, and S3 through the latency proxy); throughput of the primary with and without the replicator beside it (bench/replication.ts).',
+    options: (ctx, s3Url) => ({
+      quick: ctx.mode === 'quick',
+      s3Url: s3Url && proxied(ctx, s3Url),
+      log: ctx.log,
+      writeJson: false,
+    }),
     s3: true,
   },
   compaction: {
@@ -61,6 +70,11 @@ const SUITES: Record<ExternalId, ExternalSuite> = {
     s3: true,
   },
 };
+
+/** The same replica URL, but through the latency proxy. */
+function proxied(ctx: BenchContext, directUrl: string): string {
+  return directUrl.replace(encodeURIComponent(ctx.s3.endpoint), encodeURIComponent(ctx.proxy.endpoint));
+}
 
 function isRecordArray(value: unknown): value is Array<Record<string, unknown>> {
   return (

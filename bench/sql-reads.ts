@@ -369,7 +369,7 @@ async function replicateDataset(ctx: BenchContext, ds: Dataset, url: string): Pr
   // A replica in use has incremental files after its first snapshot; add a few.
   const db = new Database(primary);
   const update = db.prepare('UPDATE reviews SET rating = rating % 5 + 1 WHERE id = ?');
-  for (let i = 0; i < 20; i++) {
+  for (let i = 0; i < 5; i++) {
     update.run(1 + ((i * 7919) % ds.rows));
     await replicator.sync();
   }
