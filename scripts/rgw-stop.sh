@@ -13,9 +13,13 @@ alive() { # a pid counts as alive unless gone or a zombie
   [ -d "/proc/$1" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]
 }
 
+# Only processes that really are this server's daemons: a stale pid file may name a pid that
+# has since been reused by something else.
 PIDS=""
 for f in "$D"/run/*.pid; do
-  [ -s "$f" ] && PIDS="$PIDS $(cat "$f")"
+  [ -s "$f" ] || continue
+  p=$(cat "$f")
+  tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$D/ceph.conf" && PIDS="$PIDS $p"
 done
 
 if [ -n "$PIDS" ]; then

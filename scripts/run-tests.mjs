@@ -28,18 +28,23 @@ function run(command, args, options = {}) {
   return new Promise((resolve) => {
     const child = spawn(command, args, {
       cwd: root,
-      stdio: options.capture ? ['ignore', 'pipe', 'inherit'] : 'inherit',
+      stdio: options.capture ? ['ignore', 'pipe', 'pipe'] : 'inherit',
       env: options.env ?? process.env,
     });
     current = child;
     let out = '';
+    let err = '';
     child.stdout?.on('data', (chunk) => {
       out += chunk;
+    });
+    child.stderr?.on('data', (chunk) => {
+      err += chunk;
+      process.stderr.write(chunk);
     });
     child.on('error', (err) => resolve({ code: 127, out: String(err) }));
     child.on('close', (code, signal) => {
       current = undefined;
-      resolve({ code: code ?? (signal ? 128 : 1), out });
+      resolve({ code: code ?? (signal ? 128 : 1), out, err });
     });
   });
 }
@@ -70,10 +75,17 @@ async function startS3() {
   const env = { ...process.env, RGW_PORT: rgwPort, MON_PORT: monPort };
   const started = Date.now();
   log(`starting Ceph RGW on 127.0.0.1:${rgwPort} (mon ${monPort})`);
-  const { code, out } = await run('bash', [join(root, 'scripts', 'rgw-start.sh')], { capture: true, env });
+  const { code, out, err } = await run('bash', [join(root, 'scripts', 'rgw-start.sh')], {
+    capture: true,
+    env,
+  });
   const ready = /^READY (.*)$/m.exec(out);
   if (code !== 0 || !ready) {
-    return { error: `the S3 test server (Ceph RGW) did not start: rgw-start.sh exited ${code}` };
+    const why = err.trim().split('\n').filter(Boolean).at(-1) ?? `rgw-start.sh exited ${code}`;
+    stopServer = async () => {
+      await run('bash', [join(root, 'scripts', 'rgw-stop.sh')], { env }); // whatever half started
+    };
+    return { error: `the S3 test server (Ceph RGW) did not start: ${why}` };
   }
   const alreadyRunning = /already running/.test(ready[1]);
   if (!alreadyRunning) {
