@@ -122,13 +122,15 @@ export class CompactionScheduler {
 
     const snapshotBoundary = compactionBoundary(now, this.config.snapshotIntervalMs);
     if (this.lastBoundary.get(SNAPSHOT_LEVEL) !== snapshotBoundary) {
+      let nothingYet = false;
       const ok = await this.step('snapshot', async () => {
         const newest = await this.newestAt(SNAPSHOT_LEVEL);
         if (newest && newest.createdAt.getTime() >= snapshotBoundary) return;
-        await this.snapshot();
-        if (this.config.retentionEnabled) await this.enforceSnapshotRetention();
+        // Nothing replicated yet: try again on the next tick rather than a whole interval later.
+        if ((await this.snapshot()) === 'nothing') nothingYet = true;
+        else if (this.config.retentionEnabled) await this.enforceSnapshotRetention();
       });
-      if (ok) this.lastBoundary.set(SNAPSHOT_LEVEL, snapshotBoundary);
+      if (ok && !nothingYet) this.lastBoundary.set(SNAPSHOT_LEVEL, snapshotBoundary);
     }
 
     const checkEvery = this.config.l0RetentionCheckIntervalMs ?? DEFAULT_L0_RETENTION_CHECK_INTERVAL_MS;
@@ -255,7 +257,7 @@ export class CompactionScheduler {
     return listed ?? { ...ref, size: bytes.length, createdAt: new Date(this.now()) };
   }
 
-  private async snapshot(): Promise<LtxFileInfo | null> {
+  private async snapshot(): Promise<LtxFileInfo | 'exists' | 'nothing'> {
     let file: LtxFileInfo | null;
     try {
       file = await this.takeSnapshotFn();
@@ -264,13 +266,12 @@ export class CompactionScheduler {
       // Nothing changed since that snapshot; refresh what we know from the listing.
       this.newest.delete(SNAPSHOT_LEVEL);
       this.log(`snapshot already exists: ${(err as Error).message}`);
-      return null;
+      return 'exists';
     }
-    if (file) {
-      this.noteWritten(file, this.now());
-      this.counters.snapshots++;
-      this.log(`snapshot ${describeFile(file)} (${file.size} bytes)`);
-    }
+    if (!file) return 'nothing';
+    this.noteWritten(file, this.now());
+    this.counters.snapshots++;
+    this.log(`snapshot ${describeFile(file)} (${file.size} bytes)`);
     return file;
   }
 
