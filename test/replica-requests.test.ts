@@ -133,6 +133,25 @@ describe('Replica request counts', () => {
     await replica.close();
   });
 
+  it('random misses in the middle of a scan do not reset its read-ahead', async () => {
+    const replica = await openFresh();
+    const view = replica.acquireLatest();
+    client.resetStats();
+    const pages = snapshotOnlyPages();
+    const far = pages.slice(-200);
+    let random = 0;
+    for (const [i, pgno] of pages.slice(0, -200).entries()) {
+      await view.readPage(pgno);
+      if (i % 100 === 50) {
+        await view.readPage(far[random++ * 7]);
+      }
+    }
+    const limit = Math.ceil(snapshotFile.size / (4 * MiB)) + 8 + random;
+    expect(client.stats().get).toBeLessThanOrEqual(limit);
+    view.release();
+    await replica.close();
+  });
+
   it('without coalescing and read-ahead the same scan costs one GET per page (the baseline)', async () => {
     const replica = await openFresh({ coalesce: false, readAhead: false });
     const view = replica.acquireLatest();

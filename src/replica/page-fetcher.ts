@@ -15,8 +15,13 @@ export interface PageFetcherOptions {
 
 /** First read-ahead window once a second consecutive miss proves the access sequential. */
 const INITIAL_READ_AHEAD = 128 * 1024;
+/** The window multiplies by this per sequential miss: 128 KiB, 512 KiB, 2 MiB, 4 MiB. */
+const READ_AHEAD_GROWTH = 4;
 /** A miss this many frames past the previous run still counts as sequential (B-tree interior pages interleave). */
 const SEQUENTIAL_SLACK = 8;
+/** Sequential streams remembered per object, and objects remembered. */
+const STREAMS_PER_OBJECT = 4;
+const MAX_STREAM_OBJECTS = 256;
 /** Bookkeeping per cached page, so the byte bound also covers keys and objects. */
 const ENTRY_OVERHEAD = 96;
 
@@ -48,6 +53,8 @@ interface Run {
   first: number;
   last: number;
   pageSize: number;
+  /** Frames whose waiters this run answers (entry -> deferred registered in `inflight`). */
+  owned: Map<number, Deferred>;
 }
 
 export function cacheKey(index: FileIndex, entry: number): string {
@@ -57,13 +64,14 @@ export function cacheKey(index: FileIndex, entry: number): string {
 /**
  * Turns page locations into page bytes: a byte-bounded LRU shared by every view of a replica,
  * in-flight de-duplication, coalescing of adjacent frames into one range GET, and a read-ahead
- * window that doubles while misses move forward through one object. Returned arrays are shared
+ * window that grows while misses move forward through one object. Returned arrays are shared
  * with the cache: callers must copy before modifying.
  */
 export class PageFetcher {
   private readonly cache: LRUCache<string, Uint8Array>;
   private readonly inflight = new Map<string, Deferred>();
-  private readonly streams = new Map<string, Stream>();
+  /** Per object, most recently used last. */
+  private readonly streams = new Map<string, Stream[]>();
   private queue: Run[] = [];
   private flushScheduled = false;
 
@@ -88,8 +96,15 @@ export class PageFetcher {
     const pending = this.inflight.get(key);
     if (pending !== undefined) return pending.promise;
     const run = this.planRun(loc, pageSize);
-    for (let e = run.first; e <= run.last; e++) this.inflight.set(cacheKey(run.index, e), deferred());
-    const mine = this.inflight.get(key)!.promise;
+    for (let e = run.first; e <= run.last; e++) {
+      const k = cacheKey(run.index, e);
+      // Frames another run is already fetching are fetched again (no extra request), not awaited twice.
+      if (this.inflight.has(k)) continue;
+      const d = deferred();
+      this.inflight.set(k, d);
+      run.owned.set(e, d);
+    }
+    const mine = run.owned.get(loc.entry)!.promise;
     if (this.options.coalesce) {
       this.queue.push(run);
       if (!this.flushScheduled) {
@@ -128,28 +143,47 @@ export class PageFetcher {
     const { index, entry } = loc;
     let last = entry;
     if (this.options.readAhead) {
-      const stream = this.streams.get(index.key);
-      const sequential =
-        stream !== undefined && entry >= stream.next && entry <= stream.next + SEQUENTIAL_SLACK;
-      const window = sequential
-        ? Math.min(
-            stream.window === 0 ? INITIAL_READ_AHEAD : stream.window * 2,
-            this.options.maxReadAheadBytes,
-          )
-        : 0;
+      // Several streams per object: a miss elsewhere (a B-tree interior page, another
+      // connection's lookup) starts its own stream instead of resetting a scan's window.
+      let streams = this.streams.get(index.key);
+      if (streams === undefined) {
+        streams = [];
+        this.streams.set(index.key, streams);
+        if (this.streams.size > MAX_STREAM_OBJECTS)
+          this.streams.delete(this.streams.keys().next().value as string);
+      }
+      // Every stream this miss continues merges into one, keeping the widest window.
+      let previous = -1;
+      for (let i = streams.length - 1; i >= 0; i--) {
+        const s = streams[i];
+        if (entry >= s.next && entry <= s.next + SEQUENTIAL_SLACK) {
+          previous = Math.max(previous, s.window);
+          streams.splice(i, 1);
+        }
+      }
+      const window =
+        previous < 0
+          ? 0
+          : Math.min(
+              previous === 0 ? INITIAL_READ_AHEAD : previous * READ_AHEAD_GROWTH,
+              this.options.maxReadAheadBytes,
+            );
       let bytes = index.sizes[entry];
       while (last + 1 < index.pgnos.length) {
         const next = last + 1;
         if (index.offsets[next] !== index.offsets[last] + index.sizes[last]) break;
         if (bytes + index.sizes[next] > window) break;
-        if (this.inflight.has(cacheKey(index, next))) break;
         bytes += index.sizes[next];
         last = next;
       }
-      this.streams.set(index.key, { next: last + 1, window });
-      if (this.streams.size > 256) this.streams.delete(this.streams.keys().next().value as string);
+      // Streams this run overtook are done.
+      for (let i = streams.length - 1; i >= 0; i--) {
+        if (streams[i].next > entry && streams[i].next <= last + 1) streams.splice(i, 1);
+      }
+      streams.push({ next: last + 1, window });
+      if (streams.length > STREAMS_PER_OBJECT) streams.shift();
     }
-    return { index, first: entry, last, pageSize };
+    return { index, first: entry, last, pageSize, owned: new Map() };
   }
 
   private flush(): void {
@@ -159,44 +193,41 @@ export class PageFetcher {
     runs.sort((a, b) => (a.index.key < b.index.key ? -1 : a.index.key > b.index.key ? 1 : a.first - b.first));
     let cur: Run | undefined;
     for (const run of runs) {
-      if (
-        cur !== undefined &&
-        cur.index === run.index &&
-        run.first <= cur.last + 1 &&
-        run.index.offsets[run.first] <= cur.index.offsets[cur.last] + cur.index.sizes[cur.last]
-      ) {
+      if (cur !== undefined && cur.index === run.index && run.first <= cur.last + 1) {
         cur.last = Math.max(cur.last, run.last);
+        for (const [e, d] of run.owned) cur.owned.set(e, d);
         continue;
       }
       if (cur !== undefined) void this.fetchRun(cur);
-      cur = { ...run };
+      cur = { ...run, owned: new Map(run.owned) };
     }
     if (cur !== undefined) void this.fetchRun(cur);
   }
 
   private async fetchRun(run: Run): Promise<void> {
-    const { index, first, last, pageSize } = run;
+    const { index, first, last, pageSize, owned } = run;
+    const settle = (e: number): Deferred | undefined => {
+      const d = owned.get(e);
+      if (d !== undefined && this.inflight.get(cacheKey(index, e)) === d)
+        this.inflight.delete(cacheKey(index, e));
+      return d;
+    };
     try {
       const bytes = await this.readBytes(index, first, last);
       const start = index.offsets[first];
       for (let e = first; e <= last; e++) {
-        const key = cacheKey(index, e);
-        const waiting = this.inflight.get(key);
+        let page: Uint8Array;
         try {
-          const page = await this.decodeAsync(index, e, bytes, start, pageSize);
-          this.cache.set(key, page);
-          waiting?.resolve(page);
+          page = await this.decodeAsync(index, e, bytes, start, pageSize);
         } catch (err) {
-          waiting?.reject(err);
+          settle(e)?.reject(err);
+          continue;
         }
-        this.inflight.delete(key);
+        this.cache.set(cacheKey(index, e), page);
+        settle(e)?.resolve(page);
       }
     } catch (err) {
-      for (let e = first; e <= last; e++) {
-        const key = cacheKey(index, e);
-        this.inflight.get(key)?.reject(err);
-        this.inflight.delete(key);
-      }
+      for (let e = first; e <= last; e++) settle(e)?.reject(err);
     }
   }
 
