@@ -5,14 +5,17 @@ import { CHECKSUM_FLAG, PENDING_BYTE } from './constants.js';
  * init and xorout all ones. Check value of "123456789" is 0xB90956C775A41001.
  *
  * BigInt arithmetic per byte is far too slow for whole-file checksums, so the 64-bit state is kept
- * as two u32 halves and processed eight bytes at a time (slicing-by-8).
+ * as two u32 halves and processed eight bytes at a time (slicing-by-8). The low and high halves of
+ * the tables are separate Int32Arrays (small integers for V8, no index arithmetic for the pair),
+ * and 4-aligned runs are read as 32-bit words through an Int32Array view on little-endian hosts:
+ * together about 2x faster than byte loads from one interleaved table (bench/ltx-codec.ts).
  */
-const TABLES = buildTables();
+const TABLE_LO = new Int32Array(8 * 256);
+const TABLE_HI = new Int32Array(8 * 256);
+buildTables();
 
-function buildTables(): Int32Array {
-  // Layout: table k (0..7), entry i (0..255), [lo, hi] -> index ((k * 256 + i) * 2).
-  // Int32Array, not Uint32Array: values stay small integers for V8 instead of boxed doubles.
-  const t = new Int32Array(8 * 256 * 2);
+function buildTables(): void {
+  // Table k (0..7), entry i (0..255) at index k * 256 + i.
   const polyHi = 0xd8000000;
   for (let i = 0; i < 256; i++) {
     let lo = i;
@@ -23,22 +26,23 @@ function buildTables(): Int32Array {
       hi = hi >>> 1;
       if (carry) hi = (hi ^ polyHi) >>> 0;
     }
-    t[i * 2] = lo | 0;
-    t[i * 2 + 1] = hi | 0;
+    TABLE_LO[i] = lo | 0;
+    TABLE_HI[i] = hi | 0;
   }
   for (let k = 1; k < 8; k++) {
     for (let i = 0; i < 256; i++) {
-      const prev = ((k - 1) * 256 + i) * 2;
-      const lo = t[prev];
-      const hi = t[prev + 1];
-      const idx = (lo & 0xff) * 2;
-      const cur = (k * 256 + i) * 2;
-      t[cur] = ((lo >>> 8) | (hi << 24)) ^ t[idx];
-      t[cur + 1] = (hi >>> 8) ^ t[idx + 1];
+      const lo = TABLE_LO[(k - 1) * 256 + i];
+      const hi = TABLE_HI[(k - 1) * 256 + i];
+      const idx = lo & 0xff;
+      TABLE_LO[k * 256 + i] = ((lo >>> 8) | (hi << 24)) ^ TABLE_LO[idx];
+      TABLE_HI[k * 256 + i] = (hi >>> 8) ^ TABLE_HI[idx];
     }
   }
-  return t;
 }
+
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+/** Below this many bytes a word view costs more than it saves. */
+const WORD_VIEW_MIN = 64;
 
 /** Incremental CRC-64/GO-ISO. `digest()` may be called at any point and does not end the hash. */
 export class Crc64 {
@@ -53,31 +57,58 @@ export class Crc64 {
   }
 
   update(data: Uint8Array): this {
-    const t = TABLES;
+    const tlo = TABLE_LO;
+    const thi = TABLE_HI;
     let lo = this.lo;
     let hi = this.hi;
     let i = 0;
     const n = data.length;
-    const end8 = n - (n & 7);
-    while (i < end8) {
-      lo ^= data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24);
-      hi ^= data[i + 4] | (data[i + 5] << 8) | (data[i + 6] << 16) | (data[i + 7] << 24);
-      const a = (7 * 256 + (lo & 0xff)) << 1;
-      const b = (6 * 256 + ((lo >>> 8) & 0xff)) << 1;
-      const c = (5 * 256 + ((lo >>> 16) & 0xff)) << 1;
-      const d = (4 * 256 + (lo >>> 24)) << 1;
-      const e = (3 * 256 + (hi & 0xff)) << 1;
-      const f = (2 * 256 + ((hi >>> 8) & 0xff)) << 1;
-      const g = (256 + ((hi >>> 16) & 0xff)) << 1;
-      const h = (hi >>> 24) << 1;
-      lo = t[a] ^ t[b] ^ t[c] ^ t[d] ^ t[e] ^ t[f] ^ t[g] ^ t[h];
-      hi = t[a + 1] ^ t[b + 1] ^ t[c + 1] ^ t[d + 1] ^ t[e + 1] ^ t[f + 1] ^ t[g + 1] ^ t[h + 1];
-      i += 8;
+    if (LITTLE_ENDIAN && n >= WORD_VIEW_MIN) {
+      // Bytes up to a 4-byte boundary, then pairs of words, then the rest below.
+      while (((data.byteOffset + i) & 3) !== 0) {
+        const idx = (lo ^ data[i]) & 0xff;
+        lo = ((lo >>> 8) | (hi << 24)) ^ tlo[idx];
+        hi = (hi >>> 8) ^ thi[idx];
+        i++;
+      }
+      const words = new Int32Array(data.buffer, data.byteOffset + i, ((n - i) >> 3) << 1);
+      for (let w = 0; w < words.length; w += 2) {
+        lo ^= words[w];
+        hi ^= words[w + 1];
+        const a = 1792 + (lo & 0xff);
+        const b = 1536 + ((lo >>> 8) & 0xff);
+        const c = 1280 + ((lo >>> 16) & 0xff);
+        const d = 1024 + (lo >>> 24);
+        const e = 768 + (hi & 0xff);
+        const f = 512 + ((hi >>> 8) & 0xff);
+        const g = 256 + ((hi >>> 16) & 0xff);
+        const h = hi >>> 24;
+        lo = tlo[a] ^ tlo[b] ^ tlo[c] ^ tlo[d] ^ tlo[e] ^ tlo[f] ^ tlo[g] ^ tlo[h];
+        hi = thi[a] ^ thi[b] ^ thi[c] ^ thi[d] ^ thi[e] ^ thi[f] ^ thi[g] ^ thi[h];
+      }
+      i += words.length << 2;
+    } else {
+      const end8 = n - (n & 7);
+      while (i < end8) {
+        lo ^= data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24);
+        hi ^= data[i + 4] | (data[i + 5] << 8) | (data[i + 6] << 16) | (data[i + 7] << 24);
+        const a = 1792 + (lo & 0xff);
+        const b = 1536 + ((lo >>> 8) & 0xff);
+        const c = 1280 + ((lo >>> 16) & 0xff);
+        const d = 1024 + (lo >>> 24);
+        const e = 768 + (hi & 0xff);
+        const f = 512 + ((hi >>> 8) & 0xff);
+        const g = 256 + ((hi >>> 16) & 0xff);
+        const h = hi >>> 24;
+        lo = tlo[a] ^ tlo[b] ^ tlo[c] ^ tlo[d] ^ tlo[e] ^ tlo[f] ^ tlo[g] ^ tlo[h];
+        hi = thi[a] ^ thi[b] ^ thi[c] ^ thi[d] ^ thi[e] ^ thi[f] ^ thi[g] ^ thi[h];
+        i += 8;
+      }
     }
     while (i < n) {
-      const idx = ((lo ^ data[i]) & 0xff) << 1;
-      lo = ((lo >>> 8) | (hi << 24)) ^ t[idx];
-      hi = (hi >>> 8) ^ t[idx + 1];
+      const idx = (lo ^ data[i]) & 0xff;
+      lo = ((lo >>> 8) | (hi << 24)) ^ tlo[idx];
+      hi = (hi >>> 8) ^ thi[idx];
       i++;
     }
     this.lo = lo;

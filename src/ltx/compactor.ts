@@ -3,12 +3,15 @@ import { HEADER_FLAG_NO_CHECKSUM, type PageEncoding } from './constants.js';
 import { type DecodedPage, LtxStreamDecoder } from './decoder.js';
 import { LtxEncoder } from './encoder.js';
 import type { LtxHeader } from './header.js';
+import type { Lz4Compressor } from './lz4-block.js';
 
 export interface CompactOptions {
   /** Page encoding of the output; 'lz4-block' by default. */
   encoding?: PageEncoding;
   /** Output timestamp (ms); defaults to the last input's. */
   timestamp?: number;
+  /** LZ4 compressor of the output (see LtxEncoderOptions); 'native' by default. */
+  compressor?: Lz4Compressor;
 }
 
 interface Input {
@@ -76,7 +79,7 @@ export async function* compactLtx(
     walSalt2: 0,
     nodeId: 0n,
   };
-  const encoder = new LtxEncoder(header, { encoding: options.encoding });
+  const encoder = new LtxEncoder(header, { encoding: options.encoding, compressor: options.compressor });
   yield encoder.begin();
 
   const advance = async (input: Input): Promise<void> => {

@@ -2,12 +2,19 @@ import { LtxvfsError } from '../util/errors.js';
 import { Crc64, lockPgno, pageChecksum } from './checksum.js';
 import { CHECKSUM_FLAG, HEADER_FLAG_NO_CHECKSUM, PAGE_HEADER_SIZE, type PageEncoding } from './constants.js';
 import { encodeHeader, encodeTrailer, isSnapshot, type LtxHeader } from './header.js';
+import type { Lz4Compressor } from './lz4-block.js';
 import { encodePageFrame } from './page-frame.js';
 import { encodePageIndex, type PageIndexEntry } from './page-index.js';
 
 export interface LtxEncoderOptions {
   /** Page payload encoding; 'lz4-block' (Litestream >= v0.5.16) unless told otherwise. */
   encoding?: PageEncoding;
+  /**
+   * LZ4 compressor of both LZ4 encodings: 'native' (default; lz4-napi when it loaded, else the JS
+   * compressor) or 'pierrec' (JS, Litestream's exact bytes: re-encoding a Litestream file's pages
+   * gives the identical file). Every valid LZ4 block decodes the same, so either is compatible.
+   */
+  compressor?: Lz4Compressor;
 }
 
 type State = 'new' | 'pages' | 'done';
@@ -23,6 +30,7 @@ type State = 'new' | 'pages' | 'done';
 export class LtxEncoder {
   readonly header: LtxHeader;
   readonly encoding: PageEncoding;
+  readonly compressor: Lz4Compressor;
   private readonly headerBytes: Uint8Array;
   private readonly crc = new Crc64();
   private readonly index: PageIndexEntry[] = [];
@@ -37,6 +45,7 @@ export class LtxEncoder {
     this.headerBytes = encodeHeader(header);
     this.header = { ...header };
     this.encoding = options.encoding ?? 'lz4-block';
+    this.compressor = options.compressor ?? 'native';
     this.lock = lockPgno(header.pageSize);
     this.trackDbChecksum = (header.flags & HEADER_FLAG_NO_CHECKSUM) === 0 && isSnapshot(header);
   }
@@ -81,7 +90,7 @@ export class LtxEncoder {
         throw new LtxvfsError('LTX_ENCODE', `snapshot is missing page ${expected} (got page ${pgno} next)`);
       }
     }
-    const frame = encodePageFrame(pgno, data, this.encoding);
+    const frame = encodePageFrame(pgno, data, this.encoding, this.compressor);
     // The file checksum covers the page header, the size prefix if any, and the page bytes.
     this.crc.update(
       frame.subarray(0, this.encoding === 'lz4-frame' ? PAGE_HEADER_SIZE : PAGE_HEADER_SIZE + 4),

@@ -35,8 +35,11 @@ export {
   validateHeader,
 } from './header.js';
 export {
+  type Lz4Compressor,
   lz4Bound,
   lz4CompressBlock,
+  lz4CompressNative,
+  lz4CompressorKind,
   lz4DecoderKind,
   lz4DecompressBlock,
   lz4DecompressPage,

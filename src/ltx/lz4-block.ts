@@ -2,22 +2,27 @@ import { createRequire } from 'node:module';
 import { LtxvfsError } from '../util/errors.js';
 
 /*
- * Raw LZ4 blocks: decoding uses `lz4-napi` (native lz4_flex, prebuilt binaries shipped as npm
- * optional packages) when it loads, and the JS decoder below otherwise; compression is always
- * the JS compressor below, because it must reproduce pierrec/lz4's bytes.
+ * Raw LZ4 blocks. When `lz4-napi` (native lz4_flex, prebuilt binaries shipped as npm optional
+ * packages) loads, it compresses and decompresses; otherwise the JS codec below does both.
  *
  * Measured by bench/ltx-codec.ts on 4 KiB pages of a real SQLite database (numbers in README's
- * "LTX format" section): lz4-napi decodes about 3x faster than the JS decoder even with the copy
- * that its size-prepended block API forces on us; lz4-wasm-nodejs (WASM lz4_flex, same API) sits
- * in between; `lz4` (node-lz4) compiles with node-gyp at install time, which needs to download
- * Node headers, and is unmaintained since 2021; `lz4js` has a frame-only API. None of them
- * compresses like pierrec/lz4. The JS decoder stays for platforms without a prebuilt binary and
+ * "LTX format" section): lz4-napi decodes about 3x and compresses about 5x faster than the JS
+ * codec, even with the copies its size-prepended block API forces on us; lz4-wasm-nodejs (WASM
+ * lz4_flex, same API) sits in between; `lz4` (node-lz4) compiles with node-gyp at install time,
+ * which needs to download Node headers, and is unmaintained since 2021; `lz4js` has a frame-only
+ * API.
+ *
+ * Any valid LZ4 block is Litestream-compatible, so the native compressor is the default. It does
+ * not produce pierrec/lz4's bytes, though; the JS compressor does (compressor 'pierrec'), which
+ * the golden tests use to re-encode Litestream's files byte for byte. The JS decoder also stays
  * for the legacy frame decoder, which must decode into a sub-range of a buffer with a window
  * reaching back into earlier blocks. Every length is checked against both buffers in both paths,
  * so no input can read or write out of bounds, allocate more than a page, or loop longer than
  * its length.
  */
 interface NativeLz4 {
+  /** Input and output: u32 LE uncompressed size, then a raw block. */
+  compressSync(data: Uint8Array): Buffer;
   uncompressSync(data: Uint8Array): Buffer;
 }
 
@@ -36,17 +41,43 @@ const native = loadNative();
 export const lz4DecoderKind: 'native' | 'js' = native ? 'native' : 'js';
 
 /**
+ * LZ4 compressor choice: 'native' (lz4-napi when it loaded, else the JS compressor; the default)
+ * or 'pierrec' (the JS compressor, whose blocks are byte-identical to Litestream's).
+ */
+export type Lz4Compressor = 'native' | 'pierrec';
+
+/** What the default compressor ('native') resolves to here: 'native', or 'pierrec' without lz4-napi. */
+export const lz4CompressorKind: Lz4Compressor = native ? 'native' : 'pierrec';
+
+/**
+ * Compresses a page with lz4-napi: a view of the raw block (inside the native output, after its
+ * 4-byte size prefix), or undefined when the native codec is unavailable or its block is larger
+ * than lz4Bound (the decoders' limit; no valid compressor gets there, but a frame must never be
+ * written that our own decoder would refuse).
+ */
+export function lz4CompressNative(src: Uint8Array): Uint8Array | undefined {
+  if (!native) return undefined;
+  const out = native.compressSync(src);
+  if (out.length - 4 > lz4Bound(src.length)) return undefined;
+  return new Uint8Array(out.buffer, out.byteOffset + 4, out.length - 4);
+}
+
+/** Reused input for the native decoder: size prefix + block, grown to the largest block seen. */
+let scratch = Buffer.alloc(0);
+
+/**
  * Decompresses the raw block src[start, end) that must expand to exactly pageSize bytes into a
  * new page.
  */
 export function lz4DecompressPage(src: Uint8Array, start: number, end: number, pageSize: number): Uint8Array {
   if (native) {
-    const framed = Buffer.allocUnsafe(end - start + 4);
-    framed.writeUInt32LE(pageSize, 0);
-    framed.set(src.subarray(start, end), 4);
+    const n = end - start + 4;
+    if (scratch.length < n) scratch = Buffer.allocUnsafe(Math.max(n, 2 * scratch.length, 8192));
+    scratch.writeUInt32LE(pageSize, 0);
+    scratch.set(src.subarray(start, end), 4);
     let out: Buffer;
     try {
-      out = native.uncompressSync(framed);
+      out = native.uncompressSync(scratch.subarray(0, n));
     } catch (err) {
       throw corrupt(String(err instanceof Error ? err.message : err));
     }

@@ -1,6 +1,12 @@
 import { LtxvfsError } from '../util/errors.js';
 import { PAGE_FLAG_SIZE, PAGE_FLAG_ZSTD, PAGE_HEADER_SIZE, type PageEncoding } from './constants.js';
-import { lz4Bound, lz4CompressBlock, lz4DecompressPage } from './lz4-block.js';
+import {
+  type Lz4Compressor,
+  lz4Bound,
+  lz4CompressBlock,
+  lz4CompressNative,
+  lz4DecompressPage,
+} from './lz4-block.js';
 import { decodeLz4Frame, encodeLz4Frame, lz4FrameExtent } from './lz4-frame.js';
 import { zstdCompressPage, zstdDecompressPage } from './zstd.js';
 
@@ -34,17 +40,34 @@ function writeU32BE(b: Uint8Array, i: number, v: number): void {
   b[i + 3] = v;
 }
 
-/** One page frame: 6-byte page header, then the encoding's payload. */
-export function encodePageFrame(pgno: number, data: Uint8Array, encoding: PageEncoding): Uint8Array {
+/**
+ * One page frame: 6-byte page header, then the encoding's payload. `compressor` picks the LZ4
+ * compressor of both LZ4 encodings (native by default, see lz4-block.ts).
+ */
+export function encodePageFrame(
+  pgno: number,
+  data: Uint8Array,
+  encoding: PageEncoding,
+  compressor: Lz4Compressor = 'native',
+): Uint8Array {
   if (encoding === 'lz4-block') {
-    const out = new Uint8Array(PAGE_HEADER_SIZE + 4 + lz4Bound(data.length));
+    const block = compressor === 'native' ? lz4CompressNative(data) : undefined;
+    let out: Uint8Array;
+    let n: number;
+    if (block) {
+      n = block.length;
+      out = new Uint8Array(PAGE_HEADER_SIZE + 4 + n);
+      out.set(block, PAGE_HEADER_SIZE + 4);
+    } else {
+      out = new Uint8Array(PAGE_HEADER_SIZE + 4 + lz4Bound(data.length));
+      n = lz4CompressBlock(data, out, PAGE_HEADER_SIZE + 4);
+    }
     writeU32BE(out, 0, pgno);
     out[5] = PAGE_FLAG_SIZE;
-    const n = lz4CompressBlock(data, out, PAGE_HEADER_SIZE + 4);
     writeU32BE(out, PAGE_HEADER_SIZE, n);
     return out.subarray(0, PAGE_HEADER_SIZE + 4 + n);
   }
-  const payload = encoding === 'zstd' ? zstdCompressPage(data) : encodeLz4Frame(data);
+  const payload = encoding === 'zstd' ? zstdCompressPage(data) : encodeLz4Frame(data, compressor);
   const sized = encoding === 'zstd';
   const head = PAGE_HEADER_SIZE + (sized ? 4 : 0);
   const out = new Uint8Array(head + payload.length);
@@ -143,9 +166,11 @@ export function decodeFramePayload(
  * encoding also carries a content checksum, which is verified.
  */
 export function decodePageFrame(frame: Uint8Array, pageSize: number, expectedPgno?: number): Uint8Array {
-  const where = describeFrame(-1, frame.length);
   if (frame.length < PAGE_HEADER_SIZE + 1) {
-    throw new LtxvfsError('LTX_TRUNCATED', `page frame ${where} is shorter than a page header and payload`);
+    throw new LtxvfsError(
+      'LTX_TRUNCATED',
+      `page frame ${describeFrame(-1, frame.length)} is shorter than a page header and payload`,
+    );
   }
   const head = readPageHeader(frame, 0, -1);
   if (expectedPgno !== undefined && head.pgno !== expectedPgno) {
@@ -158,13 +183,13 @@ export function decodePageFrame(frame: Uint8Array, pageSize: number, expectedPgn
   if (extent < 0) {
     throw new LtxvfsError(
       'LTX_TRUNCATED',
-      `page ${head.pgno} ${where}: frame truncated, needs ${-extent} bytes`,
+      `page ${head.pgno} ${describeFrame(-1, frame.length)}: frame truncated, needs ${-extent} bytes`,
     );
   }
   if (extent !== frame.length) {
     throw new LtxvfsError(
       'LTX_BAD_PAGE',
-      `page ${head.pgno} ${where}: frame is ${extent} bytes, index says ${frame.length}`,
+      `page ${head.pgno} ${describeFrame(-1, frame.length)}: frame is ${extent} bytes, index says ${frame.length}`,
     );
   }
   return decodeFramePayload(frame, 0, frame.length, pageSize, head, -1);
