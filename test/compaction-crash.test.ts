@@ -32,6 +32,9 @@ let temp: TempDir;
 beforeAll(async () => {
   temp = await makeTempDir('ltxvfs-compaction-crash-');
   transpileTree(join(root, 'test', 'compaction-child.ts'));
+  // Its own module type, so a package.json being rewritten by an npm install meanwhile can't
+  // make node read the child as CommonJS.
+  writeFileSync(join(buildDir, 'package.json'), '{ "type": "module" }\n');
   if (!existsSync(childJs)) throw new Error(`could not compile the compaction child to ${childJs}`);
 }, 120_000);
 
