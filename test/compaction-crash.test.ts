@@ -103,32 +103,72 @@ function runChild(env: Record<string, string>, killAfterMs?: number): Promise<Ch
 }
 
 describe('compaction killed at random points', () => {
-  it('never loses a TXID, never leaves a gap, every file stays sound', async () => {
-    const replicaDir = join(temp.dir, 'replica');
-    const client = openReplicaClient(replicaDir);
-    const clock = { now: T0 };
-    const primary = new SimulatedPrimary({ dir: temp.dir, client, now: () => clock.now, seed: 23 });
-    const config: CompactionConfig = {
-      levels: [5 * S, 15 * S, 30 * S],
-      snapshotIntervalMs: 30 * S,
-      retentionMs: 60 * S,
-      l0RetentionMs: 5 * S,
-      retentionEnabled: true,
-      l0RetentionCheckIntervalMs: 2 * S,
-    };
-    const rng = mulberry32(99);
-    const ticks = 10;
-    const outcomes = { crashedAtRequest: 0, killedByTimer: 0, completed: 0 };
-    const rounds = 27;
-    let lastDurationMs = 600;
-    let lastRequests = 30;
-    for (let round = 0; round < rounds; round++) {
-      const commits = 2 + Math.floor(rng() * 4);
-      for (let i = 0; i < commits; i++) {
-        clock.now += S;
-        await primary.commit();
+  it(
+    'never loses a TXID, never leaves a gap, every file stays sound',
+    async () => {
+      const replicaDir = join(temp.dir, 'replica');
+      const client = openReplicaClient(replicaDir);
+      const clock = { now: T0 };
+      const primary = new SimulatedPrimary({ dir: temp.dir, client, now: () => clock.now, seed: 23 });
+      const config: CompactionConfig = {
+        levels: [5 * S, 15 * S, 30 * S],
+        snapshotIntervalMs: 30 * S,
+        retentionMs: 60 * S,
+        l0RetentionMs: 5 * S,
+        retentionEnabled: true,
+        l0RetentionCheckIntervalMs: 2 * S,
+      };
+      const rng = mulberry32(99);
+      const ticks = 10;
+      const outcomes = { crashedAtRequest: 0, killedByTimer: 0, completed: 0 };
+      // LTXVFS_SOAK=1: many more crash/restart rounds (minutes instead of seconds).
+      const rounds = process.env.LTXVFS_SOAK ? 300 : 27;
+      let lastDurationMs = 600;
+      let lastRequests = 30;
+      for (let round = 0; round < rounds; round++) {
+        const commits = 2 + Math.floor(rng() * 4);
+        for (let i = 0; i < commits; i++) {
+          clock.now += S;
+          await primary.commit();
+        }
+        const env: Record<string, string> = {
+          REPLICA_DIR: replicaDir,
+          DB_PATH: primary.path,
+          TXID: String(primary.txid),
+          START_MS: String(clock.now),
+          TICKS: String(ticks),
+          STEP_MS: String(S),
+          CONFIG: JSON.stringify(config),
+          CRASH_AT: '0',
+        };
+        let killAfterMs: number | undefined;
+        const mode = (round + 2) % 3;
+        // Rounds alternate: crash at an exact request (before or after it), kill at a random
+        // moment, or run to completion (which must then succeed without errors).
+        // Crash points are drawn from what an uninterrupted run of the same shape costs.
+        if (mode === 0) {
+          env.CRASH_AT = String(1 + Math.floor(rng() * lastRequests));
+          env.CRASH_WHEN = rng() < 0.5 ? 'before' : 'after';
+        } else if (mode === 1) {
+          killAfterMs = Math.floor(lastDurationMs * (0.3 + 0.7 * rng()));
+        }
+        const began = performance.now();
+        const result = await runChild(env, killAfterMs);
+        if (result.code === 0) {
+          lastDurationMs = performance.now() - began;
+          lastRequests = Math.max(1, (JSON.parse(result.stdout) as { requests: number }).requests);
+        }
+        if (result.signal === 'SIGKILL') {
+          if (mode === 0) outcomes.crashedAtRequest++;
+          else outcomes.killedByTimer++;
+        } else {
+          expect(result.code, `round ${round}: ${result.stderr}`).toBe(0);
+          outcomes.completed++;
+        }
+        clock.now += ticks * S;
       }
-      const env: Record<string, string> = {
+      // A last clean run settles whatever the last crash interrupted.
+      const final = await runChild({
         REPLICA_DIR: replicaDir,
         DB_PATH: primary.path,
         TXID: String(primary.txid),
@@ -137,84 +177,49 @@ describe('compaction killed at random points', () => {
         STEP_MS: String(S),
         CONFIG: JSON.stringify(config),
         CRASH_AT: '0',
-      };
-      let killAfterMs: number | undefined;
-      const mode = (round + 2) % 3;
-      // Rounds alternate: crash at an exact request (before or after it), kill at a random
-      // moment, or run to completion (which must then succeed without errors).
-      // Crash points are drawn from what an uninterrupted run of the same shape costs.
-      if (mode === 0) {
-        env.CRASH_AT = String(1 + Math.floor(rng() * lastRequests));
-        env.CRASH_WHEN = rng() < 0.5 ? 'before' : 'after';
-      } else if (mode === 1) {
-        killAfterMs = Math.floor(lastDurationMs * (0.3 + 0.7 * rng()));
-      }
-      const began = performance.now();
-      const result = await runChild(env, killAfterMs);
-      if (result.code === 0) {
-        lastDurationMs = performance.now() - began;
-        lastRequests = Math.max(1, (JSON.parse(result.stdout) as { requests: number }).requests);
-      }
-      if (result.signal === 'SIGKILL') {
-        if (mode === 0) outcomes.crashedAtRequest++;
-        else outcomes.killedByTimer++;
-      } else {
-        expect(result.code, `round ${round}: ${result.stderr}`).toBe(0);
-        outcomes.completed++;
-      }
+      });
+      expect(final.code, final.stderr).toBe(0);
       clock.now += ticks * S;
-    }
-    // A last clean run settles whatever the last crash interrupted.
-    const final = await runChild({
-      REPLICA_DIR: replicaDir,
-      DB_PATH: primary.path,
-      TXID: String(primary.txid),
-      START_MS: String(clock.now),
-      TICKS: String(ticks),
-      STEP_MS: String(S),
-      CONFIG: JSON.stringify(config),
-      CRASH_AT: '0',
-    });
-    expect(final.code, final.stderr).toBe(0);
-    clock.now += ticks * S;
-    console.log(`compaction crash test: ${JSON.stringify(outcomes)}, ${primary.txid} TXIDs`);
-    expect(outcomes.crashedAtRequest).toBeGreaterThanOrEqual(6);
-    expect(outcomes.killedByTimer).toBeGreaterThan(4);
+      console.log(`compaction crash test: ${JSON.stringify(outcomes)}, ${primary.txid} TXIDs`);
+      expect(outcomes.crashedAtRequest).toBeGreaterThanOrEqual(Math.floor(rounds / 5));
+      expect(outcomes.killedByTimer).toBeGreaterThan(4);
 
-    const listing = await listAll(client);
-    // Every level tiles without holes, and every file decodes cleanly with the TXIDs of its name.
-    for (let level = 0; level <= 9; level++) {
-      const files = listing.get(level) ?? [];
-      if (level >= 1 && level <= 3) {
-        expect(files.length, `L${level}`).toBeGreaterThan(0);
-        expect(findLevelGaps(files), `L${level}`).toEqual([]);
+      const listing = await listAll(client);
+      // Every level tiles without holes, and every file decodes cleanly with the TXIDs of its name.
+      for (let level = 0; level <= 9; level++) {
+        const files = listing.get(level) ?? [];
+        if (level >= 1 && level <= 3) {
+          expect(files.length, `L${level}`).toBeGreaterThan(0);
+          expect(findLevelGaps(files), `L${level}`).toEqual([]);
+        }
+        for (const f of files) {
+          const { header } = decodeLtxFile(await client.readFile(f), { verify: true });
+          expect([header.minTxid, header.maxTxid]).toEqual([f.minTxid, f.maxTxid]);
+        }
       }
-      for (const f of files) {
-        const { header } = decodeLtxFile(await client.readFile(f), { verify: true });
-        expect([header.minTxid, header.maxTxid]).toEqual([f.minTxid, f.maxTxid]);
+      // Every TXID from the oldest snapshot on is still held by some level 0..8 file, L0 files are
+      // only gone where L1 covers them, and the TXIDs stored files end at restore byte-identical.
+      const oldestSnapshot = Math.min(...listing.get(9)!.map((f) => f.maxTxid));
+      const covering: LtxFileInfo[] = [];
+      for (let level = 0; level <= 8; level++) covering.push(...(listing.get(level) ?? []));
+      for (let txid = oldestSnapshot + 1; txid <= primary.txid; txid++) {
+        expect(
+          covering.some((f) => f.minTxid <= txid && txid <= f.maxTxid),
+          `TXID ${txid} is held`,
+        ).toBe(true);
       }
-    }
-    // Every TXID from the oldest snapshot on is still held by some level 0..8 file, L0 files are
-    // only gone where L1 covers them, and the TXIDs stored files end at restore byte-identical.
-    const oldestSnapshot = Math.min(...listing.get(9)!.map((f) => f.maxTxid));
-    const covering: LtxFileInfo[] = [];
-    for (let level = 0; level <= 8; level++) covering.push(...(listing.get(level) ?? []));
-    for (let txid = oldestSnapshot + 1; txid <= primary.txid; txid++) {
-      expect(
-        covering.some((f) => f.minTxid <= txid && txid <= f.maxTxid),
-        `TXID ${txid} is held`,
-      ).toBe(true);
-    }
-    const l1Max = Math.max(...listing.get(1)!.map((f) => f.maxTxid));
-    const l0 = new Set((listing.get(0) ?? []).map((f) => f.maxTxid));
-    for (let txid = l1Max + 1; txid <= primary.txid; txid++) expect(l0.has(txid), `L0 ${txid}`).toBe(true);
-    const cache: DecodeCache = new Map();
-    const ends = new Set<number>([primary.txid]);
-    for (const f of covering) if (f.maxTxid >= oldestSnapshot) ends.add(f.maxTxid);
-    for (const txid of ends) {
-      const { image } = await restoreForTest(client, listing, txid, cache);
-      expect(sameBytes(image, primary.images.get(txid)!), `TXID ${txid}`).toBe(true);
-    }
-    primary.close();
-  }, 240_000);
+      const l1Max = Math.max(...listing.get(1)!.map((f) => f.maxTxid));
+      const l0 = new Set((listing.get(0) ?? []).map((f) => f.maxTxid));
+      for (let txid = l1Max + 1; txid <= primary.txid; txid++) expect(l0.has(txid), `L0 ${txid}`).toBe(true);
+      const cache: DecodeCache = new Map();
+      const ends = new Set<number>([primary.txid]);
+      for (const f of covering) if (f.maxTxid >= oldestSnapshot) ends.add(f.maxTxid);
+      for (const txid of ends) {
+        const { image } = await restoreForTest(client, listing, txid, cache);
+        expect(sameBytes(image, primary.images.get(txid)!), `TXID ${txid}`).toBe(true);
+      }
+      primary.close();
+    },
+    process.env.LTXVFS_SOAK ? 3_600_000 : 240_000,
+  );
 });
