@@ -104,7 +104,32 @@ async function startS3() {
   return settings;
 }
 
+// The reference tools some suites compare against (the sqlite3 shell as a second primary, the C
+// lz4 tool as a second codec). Best effort: suites that need a missing one skip and say why.
+async function ensureReferenceTools() {
+  const missing = [];
+  for (const [command, pkg] of [
+    ['sqlite3', 'sqlite3'],
+    ['lz4', 'lz4'],
+  ]) {
+    const found = await run('sh', ['-c', `command -v ${command}`], { capture: true });
+    if (found.code !== 0) missing.push(pkg);
+  }
+  if (missing.length === 0) return;
+  log(`installing reference tools with apt: ${missing.join(' ')}`);
+  const installed = await run(
+    'sh',
+    [
+      '-c',
+      `flock /tmp/ltxvfs-rgw-apt.lock sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${missing.join(' ')}' >/dev/null 2>&1`,
+    ],
+    { capture: true },
+  );
+  if (installed.code !== 0) log(`could not install ${missing.join(' ')}; the suites that need them will skip`);
+}
+
 async function main() {
+  await ensureReferenceTools();
   log('typecheck: tsc -p tsconfig.json');
   const typecheck = await run(bin('tsc'), ['-p', 'tsconfig.json']);
   log('build: tsc -p tsconfig.build.json');
