@@ -11,7 +11,7 @@ import {
 } from './constants.js';
 import { decodeHeader, decodeTrailer, isSnapshot, type LtxHeader, type LtxTrailer } from './header.js';
 import { decodeFramePayload, pageFrameExtent, readPageHeader } from './page-frame.js';
-import { checkFileChecksumFlag, type PageIndexEntry, readUvarint } from './page-index.js';
+import { checkFileChecksumFlag, type PageIndexEntry, UvarintReader } from './page-index.js';
 import { looksLikeLtxV1, unsupportedV1 } from './v1.js';
 import { initZstd, isZstdReady } from './zstd.js';
 
@@ -268,41 +268,41 @@ export class LtxParser {
 
   /** Parses one index entry (or the terminator); false if more bytes are needed. */
   private indexEntry(): boolean {
-    const b = this.buf;
-    const end = b.length;
-    const where = `at offset ${this.offset}`;
-    const pgno = readUvarint(b, this.pos, end, where);
-    if (!pgno) return false;
-    if (pgno[0] === 0) {
+    const r = new UvarintReader(this.buf, this.buf.length);
+    r.pos = this.pos;
+    const at = this.offset;
+    const pgno = r.read(at);
+    if (pgno < 0) return false;
+    if (pgno === 0) {
       if (this.indexCount !== this.frames.length) {
         throw new LtxvfsError(
           'LTX_BAD_INDEX',
-          `page index ends ${where} after ${this.indexCount} entries, the file has ${this.frames.length} pages`,
+          `page index ends at offset ${at} after ${this.indexCount} entries, the file has ${this.frames.length} pages`,
         );
       }
-      this.consumeIndex(pgno[1] - this.pos);
+      this.consumeIndex(r.pos - this.pos);
       this.state = 'size';
       return true;
     }
-    const offset = readUvarint(b, pgno[1], end, where);
-    if (!offset) return false;
-    const size = readUvarint(b, offset[1], end, where);
-    if (!size) return false;
+    const offset = r.read(at);
+    if (offset < 0) return false;
+    const size = r.read(at);
+    if (size < 0) return false;
     const frame = this.frames[this.indexCount];
     if (!frame) {
       throw new LtxvfsError(
         'LTX_BAD_INDEX',
-        `page index ${where} has more entries than the ${this.frames.length} pages`,
+        `page index at offset ${at} has more entries than the ${this.frames.length} pages`,
       );
     }
-    if (frame.pgno !== pgno[0] || frame.offset !== offset[0] || frame.size !== size[0]) {
+    if (frame.pgno !== pgno || frame.offset !== offset || frame.size !== size) {
       throw new LtxvfsError(
         'LTX_BAD_INDEX',
-        `page index entry ${where} says page ${pgno[0]} at ${offset[0]} (${size[0]} bytes); the file has page ${frame.pgno} at ${frame.offset} (${frame.size} bytes)`,
+        `page index entry at offset ${at} says page ${pgno} at ${offset} (${size} bytes); the file has page ${frame.pgno} at ${frame.offset} (${frame.size} bytes)`,
       );
     }
     this.indexCount++;
-    this.consumeIndex(size[1] - this.pos);
+    this.consumeIndex(r.pos - this.pos);
     return true;
   }
 

@@ -15,7 +15,7 @@ export const MIN_FILE_SIZE = HEADER_SIZE + PAGE_HEADER_SIZE + 1 + INDEX_SIZE_FIE
 export function uvarintLength(v: number): number {
   let n = 1;
   while (v >= 128) {
-    v = Math.floor(v / 128);
+    v = v < 0x80000000 ? v >>> 7 : Math.floor(v / 128);
     n++;
   }
   return n;
@@ -23,36 +23,57 @@ export function uvarintLength(v: number): number {
 
 export function writeUvarint(b: Uint8Array, at: number, v: number): number {
   while (v >= 128) {
-    b[at++] = (v % 128) | 0x80;
-    v = Math.floor(v / 128);
+    if (v < 0x80000000) {
+      b[at++] = (v & 0x7f) | 0x80;
+      v >>>= 7;
+    } else {
+      b[at++] = (v % 128) | 0x80;
+      v = Math.floor(v / 128);
+    }
   }
   b[at++] = v;
   return at;
 }
 
 /**
- * Reads a uvarint at b[at] not past `end`. Returns [value, next position], or undefined if the
+ * Reads uvarints from a buffer without allocating per value (index parsing runs once per page
+ * of a file): read() returns the value and moves `pos`, or returns -1 (pos unchanged) if the
  * bytes end first. Values beyond 2^53 are rejected: no offset or page number gets that large.
  */
-export function readUvarint(
-  b: Uint8Array,
-  at: number,
-  end: number,
-  where: string,
-): [number, number] | undefined {
-  let value = 0;
-  let scale = 1;
-  for (let i = 0; i < 8; i++) {
-    if (at >= end) return undefined;
-    const byte = b[at++];
-    value += (byte & 0x7f) * scale;
-    if (byte < 0x80) {
-      if (value > Number.MAX_SAFE_INTEGER) break;
-      return [value, at];
+export class UvarintReader {
+  pos = 0;
+
+  constructor(
+    private readonly b: Uint8Array,
+    private readonly end: number,
+  ) {}
+
+  /** `fileOffset` is where the entry being read starts, for the error message. */
+  read(fileOffset: number): number {
+    const b = this.b;
+    let at = this.pos;
+    if (at < this.end && b[at] < 0x80) {
+      this.pos = at + 1;
+      return b[at];
     }
-    scale *= 128;
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; i < 8; i++) {
+      if (at >= this.end) return -1;
+      const byte = b[at++];
+      value += (byte & 0x7f) * scale;
+      if (byte < 0x80) {
+        if (value > Number.MAX_SAFE_INTEGER) break;
+        this.pos = at;
+        return value;
+      }
+      scale *= 128;
+    }
+    throw new LtxvfsError(
+      'LTX_BAD_INDEX',
+      `page index at offset ${fileOffset}: varint too long or beyond 2^53`,
+    );
   }
-  throw new LtxvfsError('LTX_BAD_INDEX', `page index ${where}: varint too long or beyond 2^53`);
 }
 
 /** Page index bytes: uvarint triples, uvarint 0, then the u64 BE byte count of both. */
@@ -146,23 +167,23 @@ export function parsePageIndexTail(tail: Uint8Array, fileSize: number): PageInde
   if (indexStart < tailStart) return { kind: 'need-more', indexStart };
   const index: PageIndexEntry[] = [];
   const end = sizeAt;
-  let p = indexStart - tailStart;
+  const r = new UvarintReader(tail, end);
+  r.pos = indexStart - tailStart;
   for (;;) {
-    const where = `at offset ${tailStart + p}`;
-    const pgno = readUvarint(tail, p, end, where);
-    if (!pgno)
-      throw new LtxvfsError('LTX_BAD_INDEX', `page index ${where}: runs past its declared size ${indexSize}`);
-    p = pgno[1];
-    if (pgno[0] === 0) break;
-    const offset = readUvarint(tail, p, end, where);
-    if (!offset)
-      throw new LtxvfsError('LTX_BAD_INDEX', `page index ${where}: runs past its declared size ${indexSize}`);
-    const size = readUvarint(tail, offset[1], end, where);
-    if (!size)
-      throw new LtxvfsError('LTX_BAD_INDEX', `page index ${where}: runs past its declared size ${indexSize}`);
-    p = size[1];
-    index.push({ pgno: pgno[0], offset: offset[0], size: size[0] });
+    const at = tailStart + r.pos;
+    const pgno = r.read(at);
+    if (pgno === 0) break;
+    const offset = pgno < 0 ? -1 : r.read(at);
+    const size = offset < 0 ? -1 : r.read(at);
+    if (size < 0) {
+      throw new LtxvfsError(
+        'LTX_BAD_INDEX',
+        `page index at offset ${at}: runs past its declared size ${indexSize}`,
+      );
+    }
+    index.push({ pgno, offset, size });
   }
+  const p = r.pos;
   if (p !== end) {
     throw new LtxvfsError(
       'LTX_BAD_INDEX',
