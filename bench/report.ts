@@ -30,6 +30,8 @@ export interface ColdPoint {
   approach: string;
   ms: number;
   requests: number;
+  /** Not measured (e.g. would take minutes); drawn as this text instead of a bar. */
+  skipped?: string;
 }
 
 export interface MachineInfo {
@@ -165,7 +167,7 @@ export function renderColdChart(points: ColdPoint[], title: string): string {
   const approaches = [...new Set(points.map((p) => p.approach))];
   const bar = 14;
   const groupGap = 16;
-  const labelWidth = 190;
+  const labelWidth = 150;
   const panelWidth = 330;
   const top = 56;
   const groupHeight = approaches.length * bar + groupGap;
@@ -189,7 +191,10 @@ export function renderColdChart(points: ColdPoint[], title: string): string {
     { x: labelWidth + panelWidth + 30, label: 'requests to the store (log scale)', value: (p) => p.requests },
   ];
   for (const panel of panels) {
-    const values = points.map(panel.value).filter((v) => v > 0);
+    const values = points
+      .filter((p) => !p.skipped)
+      .map(panel.value)
+      .filter((v) => v > 0);
     const maxLog = Math.ceil(Math.log10(Math.max(10, ...values)));
     const scale = (v: number) => (v <= 1 ? 0 : (Math.log10(v) / maxLog) * (panelWidth - 50));
     out.push(`<text x="${panel.x}" y="${top - 18}" font-weight="bold">${escapeXml(panel.label)}</text>`);
@@ -205,8 +210,14 @@ export function renderColdChart(points: ColdPoint[], title: string): string {
       approaches.forEach((approach, ai) => {
         const point = points.find((p) => p.group === group && p.approach === approach);
         if (!point) return;
-        const value = panel.value(point);
         const y = top + gi * groupHeight + ai * bar;
+        if (point.skipped) {
+          out.push(
+            `<text x="${panel.x + 3}" y="${y + bar - 4}" fill="#718096">${escapeXml(point.skipped)}</text>`,
+          );
+          return;
+        }
+        const value = panel.value(point);
         const w = Math.max(1, scale(value));
         out.push(
           `<rect x="${panel.x}" y="${y}" width="${w.toFixed(1)}" height="${bar - 2}" fill="${PALETTE[ai % PALETTE.length]}"/>`,

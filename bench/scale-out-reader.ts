@@ -15,6 +15,9 @@ interface ReaderResult {
   openMs: number;
   samples: number;
   lagMs: number[];
+  /** Queries that failed (the reader keeps going; a following replica must survive hiccups). */
+  errors: string[];
+  errorCount: number;
   requests: { list: number; get: number; head: number; bytesRead: number };
 }
 
@@ -35,10 +38,15 @@ async function main(): Promise<void> {
   await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
   client.resetStats();
   const lagMs: number[] = [];
+  const errors: string[] = [];
   const end = performance.now() + measureMs;
   while (performance.now() < end) {
-    const row = (await db.get('SELECT max(created_at) AS ts FROM reviews')) as { ts: number } | undefined;
-    if (row?.ts) lagMs.push(Date.now() - row.ts);
+    try {
+      const row = (await db.get('SELECT max(created_at) AS ts FROM reviews')) as { ts: number } | undefined;
+      if (row?.ts) lagMs.push(Date.now() - row.ts);
+    } catch (err) {
+      errors.push(err instanceof Error ? err.message : String(err));
+    }
     await new Promise((r) => setTimeout(r, sampleMs));
   }
   const s = client.stats();
@@ -47,6 +55,8 @@ async function main(): Promise<void> {
     openMs,
     samples: lagMs.length,
     lagMs,
+    errorCount: errors.length,
+    errors: errors.slice(0, 5),
     requests: { list: s.list, get: s.get, head: s.head, bytesRead: s.bytesRead },
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
