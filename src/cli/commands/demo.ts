@@ -6,7 +6,7 @@ export function register(program: Command): void {
   program
     .command('demo')
     .description(
-      'the whole story in one command, no S3 needed: an app writes to SQLite, the replicator ships every commit to a local replica directory, and a read replica follows it',
+      'the whole story in one command, no S3 needed: an app writes, every commit is replicated, a read replica follows',
     )
     .option('--duration <d>', 'how long the app keeps writing (e.g. 20s, 1m)', '40s')
     .option('--interval <d>', 'time between commits on the primary', '250ms')
