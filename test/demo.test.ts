@@ -36,16 +36,16 @@ describe('ltxvfs demo', () => {
     expect(stdout).toMatch(/replica\s+opened in \d+ ms, first query answered \d+ ms later: #20000 /);
     expect(stdout).toMatch(/hydrate\s+done in [\d.]+ s: all \d+ pages/);
     // following: several reports, with TXIDs that only move forward
-    const txids = [...stdout.matchAll(/replica\s+TXID ([0-9a-f]{16}), ([\d,]+) reviews/g)].map((m) =>
+    const txids = [...stdout.matchAll(/replica\s+TXID ([0-9a-f]{16})\s+([\d,]+) reviews/g)].map((m) =>
       Number.parseInt(m[1]!, 16),
     );
     expect(txids.length).toBeGreaterThanOrEqual(4);
     for (let i = 1; i < txids.length; i++) expect(txids[i]!).toBeGreaterThanOrEqual(txids[i - 1]!);
     expect(txids.at(-1)!).toBeGreaterThan(txids[0]!);
     // history: the old version of review #1 differs from the latest one
-    const history = [...stdout.matchAll(/history\s+(\S+)\s+-> (#1 .*)/g)];
+    const history = [...stdout.matchAll(/history\s+(.+?)\s+-> (#1 .*)/g)];
     expect(history).toHaveLength(2);
-    expect(history[0]![1]).toMatch(/^file:replica\.db\?vfs=ltx&txid=\d+$/);
+    expect(history[0]![1]).toMatch(/^file:replica\.db\?vfs=ltx&txid=[0-9a-f]{16}$/);
     expect(history[1]![2]).toContain('Changed my mind after a second visit.');
     expect(history[0]![2]).not.toContain('Changed my mind');
     expect(stdout).toMatch(/caught up at TXID [0-9a-f]{16}: ([\d,]+) reviews; the primary has \1 \(same\)/);

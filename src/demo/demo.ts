@@ -40,6 +40,11 @@ const NEWEST_REVIEW = 'SELECT * FROM reviews ORDER BY id DESC LIMIT 1';
 const REVIEW_BY_ID = 'SELECT * FROM reviews WHERE id = ?';
 const REVISED_REVIEW_ID = 1;
 
+/** One review in a line: who, what, how many stars. */
+function headline(r: ReviewRow): string {
+  return `#${r.id} ${r.sandwich} ${stars(r.rating)} by ${r.reviewer}`;
+}
+
 function describe(r: ReviewRow): string {
   return `#${r.id} ${r.sandwich} ${stars(r.rating)} by ${r.reviewer}: "${r.body}"`;
 }
@@ -112,7 +117,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     const answered = performance.now();
     say(
       'replica',
-      `opened in ${Math.round(opened - openBegun)} ms, first query answered ${Math.round(answered - opened)} ms later: ${describe(firstRow)}`,
+      `opened in ${Math.round(opened - openBegun)} ms, first query answered ${Math.round(answered - opened)} ms later: ${headline(firstRow)}`,
     );
 
     // Hydration reports its progress as it goes; show it until the local copy is complete.
@@ -143,10 +148,11 @@ export async function runDemo(options: DemoOptions): Promise<void> {
 
     // The story, on a clock: follow, change a review, look into the past, finish.
     const duration = options.durationMs;
+    const reportEveryMs = Math.max(1000, duration / 15);
     const reviseAt = duration * 0.3;
     const historyAt = duration * 0.55;
     while (elapsed() < duration) {
-      await sleep(Math.min(1000, Math.max(100, duration - elapsed())));
+      await sleep(Math.min(reportEveryMs, Math.max(100, duration - elapsed())));
       const newest = (await reader.get(NEWEST_REVIEW)) as unknown as ReviewRow | undefined;
       const txid = await reader.pragma('ltx_txid');
       const lag = Number(await reader.pragma('ltx_lag'));
@@ -154,7 +160,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
         const age = Date.now() - newest.created_at;
         say(
           'replica',
-          `TXID ${String(txid)}, ${newest.id.toLocaleString('en-US')} reviews, newest is ${(age / 1000).toFixed(1)} s old (ltx_lag ${lag.toFixed(2)} s): ${describe(newest)}`,
+          `TXID ${String(txid)}  ${newest.id.toLocaleString('en-US')} reviews  newest ${(age / 1000).toFixed(1)} s old  ltx_lag ${lag.toFixed(2)} s  ${headline(newest)}`,
         );
       }
       if (!revisedBefore && elapsed() >= reviseAt) {
@@ -174,13 +180,13 @@ export async function runDemo(options: DemoOptions): Promise<void> {
         );
       }
       if (revisedBefore && !historyShown && elapsed() >= historyAt) {
-        const uri = `file:replica.db?vfs=ltx&txid=${revisedBefore.txid}`;
+        const uri = `file:replica.db?vfs=ltx&txid=${formatTxid(revisedBefore.txid)}`;
         const past = await ltx.open(uri);
         const then = (await past.get(REVIEW_BY_ID, [REVISED_REVIEW_ID])) as unknown as ReviewRow;
         await past.close();
         const now = (await reader.get(REVIEW_BY_ID, [REVISED_REVIEW_ID])) as unknown as ReviewRow;
         say('history', `${uri} -> ${describe(then)}`);
-        say('history', `latest                               -> ${describe(now)}`);
+        say('history', `${'file:replica.db?vfs=ltx (latest)'.padEnd(uri.length)} -> ${describe(now)}`);
         historyShown = true;
       }
     }
