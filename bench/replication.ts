@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { ReplicaClient } from '../src/storage/types.js';
-import { Replicator, type SyncedEvent } from '../src/writer/index.js';
+import { Replicator, type ReplicatorOptions, type SyncedEvent } from '../src/writer/index.js';
 import { projectRoot } from './s3-server.js';
 
 /**
@@ -115,10 +115,11 @@ async function measureLag(opts: {
 const WRITER_SCRIPT = `
 import { createRequire } from 'node:module';
 const Database = createRequire(process.env.LTXVFS_ROOT + '/package.json')('better-sqlite3');
-const [dbPath, seconds] = process.argv.slice(2);
+const [dbPath, seconds, autocheckpoint] = process.argv.slice(2);
 const db = new Database(dbPath);
 db.pragma('busy_timeout = 5000');
 db.pragma('journal_mode = WAL');
+if (autocheckpoint !== 'default') db.pragma('wal_autocheckpoint = ' + Number(autocheckpoint));
 db.exec('CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT, n INTEGER)');
 const insert = db.prepare('INSERT INTO t(v, n) VALUES (?, ?)');
 const tx = db.transaction((i) => { for (let k = 0; k < 5; k++) insert.run('v'.repeat(200 + (i % 300)), i); });
@@ -129,11 +130,17 @@ db.close();
 process.stdout.write(String(n));
 `;
 
-async function runWriter(dir: string, dbPath: string, seconds: number): Promise<number> {
+async function runWriter(
+  dir: string,
+  dbPath: string,
+  seconds: number,
+  appAutocheckpoint: number | undefined,
+): Promise<number> {
   const script = join(dir, 'writer.mjs');
   writeFileSync(script, WRITER_SCRIPT);
+  const autocheckpoint = appAutocheckpoint === undefined ? 'default' : String(appAutocheckpoint);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, dbPath, String(seconds)], {
+    const child = spawn(process.execPath, [script, dbPath, String(seconds), autocheckpoint], {
       env: { ...process.env, LTXVFS_ROOT: projectRoot() },
       stdio: ['ignore', 'pipe', 'inherit'],
       cwd: projectRoot(),
@@ -154,23 +161,105 @@ async function measureThroughput(opts: {
   dir: string;
   seconds: number;
   replica?: ReplicaClient;
+  replicatorOptions?: Partial<ReplicatorOptions>;
+  appAutocheckpoint?: number;
 }): Promise<{ run: string; transactions: number; txPerSec: number }> {
-  const dbPath = join(opts.dir, `tp-${opts.run.replace(/\W+/g, '-')}.db`);
+  const dbPath = join(
+    opts.dir,
+    `tp-${opts.run.replace(/\W+/g, '-')}-${Math.random().toString(36).slice(2)}.db`,
+  );
   const init = new Database(dbPath);
   init.pragma('journal_mode = WAL');
   init.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, n INTEGER)');
   init.close();
   let rep: Replicator | undefined;
   if (opts.replica) {
-    rep = new Replicator({ dbPath, replica: opts.replica, lease: false });
+    rep = new Replicator({ dbPath, replica: opts.replica, lease: false, ...opts.replicatorOptions });
     await rep.start();
   }
-  const transactions = await runWriter(opts.dir, dbPath, opts.seconds);
+  const transactions = await runWriter(opts.dir, dbPath, opts.seconds, opts.appAutocheckpoint);
   if (rep) {
     await rep.sync();
     await rep.stop();
   }
   return { run: opts.run, transactions, txPerSec: Math.round(transactions / opts.seconds) };
+}
+
+export interface ThroughputComparisonOptions {
+  /** Alone / with-replicator pairs, interleaved (default 5). */
+  rounds?: number;
+  seconds?: number;
+  /** The application's wal_autocheckpoint (default: SQLite's, 1000 pages). */
+  appAutocheckpoint?: number;
+  replicatorOptions?: Partial<ReplicatorOptions>;
+  log?: (line: string) => void;
+}
+
+export interface ThroughputComparison {
+  aloneTxPerSec: number[];
+  withTxPerSec: number[];
+  medianAlone: number;
+  medianWith: number;
+  /** median(with) / median(alone), percent. */
+  keptPercent: number;
+  loadAverage: number[];
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/**
+ * The primary's throughput alone and with the replicator (file backend), run alternately so a
+ * shared machine's changing load hits both about equally; medians of the rounds.
+ */
+export async function runThroughputComparison(
+  options: ThroughputComparisonOptions = {},
+): Promise<ThroughputComparison> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const rounds = options.rounds ?? 5;
+  const seconds = options.seconds ?? 4;
+  const dir = mkdtempSync(join(tmpdir(), 'ltxvfs-bench-tp-'));
+  const alone: number[] = [];
+  const withRep: number[] = [];
+  const load = loadavg();
+  try {
+    for (let i = 0; i < rounds; i++) {
+      const a = await measureThroughput({
+        run: 'alone',
+        dir,
+        seconds,
+        appAutocheckpoint: options.appAutocheckpoint,
+      });
+      const client = openReplicaClient(join(dir, `replica-${i}`));
+      const w = await measureThroughput({
+        run: 'with',
+        dir,
+        seconds,
+        replica: client,
+        appAutocheckpoint: options.appAutocheckpoint,
+        replicatorOptions: options.replicatorOptions,
+      });
+      await client.close();
+      alone.push(a.txPerSec);
+      withRep.push(w.txPerSec);
+      log(`round ${i + 1}: alone ${a.txPerSec} tx/s, with replicator ${w.txPerSec} tx/s`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const medianAlone = median(alone);
+  const medianWith = median(withRep);
+  return {
+    aloneTxPerSec: alone,
+    withTxPerSec: withRep,
+    medianAlone,
+    medianWith,
+    keptPercent: Math.round((medianWith / Math.max(1, medianAlone)) * 1000) / 10,
+    loadAverage: [...load, ...loadavg()].map((x) => Math.round(x * 100) / 100),
+  };
 }
 
 export async function runReplicationBench(
@@ -258,19 +347,40 @@ function table(rows: Array<Record<string, unknown>>): string {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const quick = process.argv.includes('--quick');
-  const s3Url = process.env.LTXVFS_BENCH_S3_URL;
-  runReplicationBench({ quick, s3Url }).then(
-    (r) => {
-      process.stdout.write(
-        `\n## Replication lag (commit -> durable in the replica)\n\n${table(r.lag as unknown as Array<Record<string, unknown>>)}\n`,
-      );
-      process.stdout.write(
-        `\n## Primary write throughput (5-row transactions, app in its own process)\n\n${table(r.throughput as unknown as Array<Record<string, unknown>>)}\n`,
-      );
-    },
-    (err) => {
-      process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
-      process.exitCode = 1;
-    },
-  );
+  const arg = (name: string) => {
+    const i = process.argv.indexOf(name);
+    return i < 0 ? undefined : process.argv[i + 1];
+  };
+  if (process.argv.includes('--throughput')) {
+    const ckpt = arg('--app-autocheckpoint');
+    const repOpts = arg('--replicator-options');
+    runThroughputComparison({
+      rounds: Number(arg('--rounds') ?? 5),
+      seconds: Number(arg('--seconds') ?? 4),
+      appAutocheckpoint: ckpt === undefined ? undefined : Number(ckpt),
+      replicatorOptions: repOpts ? (JSON.parse(repOpts) as Partial<ReplicatorOptions>) : undefined,
+    }).then(
+      (r) => process.stdout.write(`${JSON.stringify(r)}\n`),
+      (err) => {
+        process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+        process.exitCode = 1;
+      },
+    );
+  } else {
+    const s3Url = process.env.LTXVFS_BENCH_S3_URL;
+    runReplicationBench({ quick, s3Url }).then(
+      (r) => {
+        process.stdout.write(
+          `\n## Replication lag (commit -> durable in the replica)\n\n${table(r.lag as unknown as Array<Record<string, unknown>>)}\n`,
+        );
+        process.stdout.write(
+          `\n## Primary write throughput (5-row transactions, app in its own process)\n\n${table(r.throughput as unknown as Array<Record<string, unknown>>)}\n`,
+        );
+      },
+      (err) => {
+        process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+        process.exitCode = 1;
+      },
+    );
+  }
 }

@@ -121,6 +121,77 @@ describe('discontinuities', () => {
     await expectRestoresMatch(s.client, s.images, join(s.dir, 'restores'));
   }, 60_000);
 
+  it('after the restart that follows its checkpoint, the read transaction leaves the file-only slot', async () => {
+    // A read transaction begun when the WAL was fully backfilled sits in SQLite's "read only the
+    // database file" slot: it lets the next writer restart the WAL but blocks every later
+    // backfill, so the application's autocheckpoint would re-sort the WAL index after every
+    // commit and give up. The replicator must move onto the restarted WAL by itself.
+    const s = setup('leave-slot-0');
+    const app = await startNodeApp(s.dbPath, 4096);
+    await app.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)');
+    const rep = s.newReplicator();
+    await rep.start();
+    await app.exec(insert(100));
+    await syncAndRecord(rep, s.dbPath, s.scratch, s.images);
+    const other = new Database(s.dbPath);
+    other.pragma('wal_autocheckpoint = 0');
+    const passive = () =>
+      (other.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number; checkpointed: number }>)[0]!;
+    const salt1 = () => readFileSync(`${s.dbPath}-wal`).readUInt32BE(16);
+    for (let round = 0; round < 2; round++) {
+      const before = salt1();
+      await rep.checkpoint('PASSIVE');
+      await app.exec(insert(300)); // restarts the WAL, then well over refreshFrames frames
+      expect(salt1()).toBe((before + 1) >>> 0);
+      let r = passive();
+      for (let i = 0; i < 100 && r.checkpointed === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        r = passive();
+      }
+      expect(r.log).toBeGreaterThan(16);
+      expect(r.checkpointed).toBeGreaterThan(0); // backfill works again: our mark is on the new WAL
+      await app.exec(insert(30)); // appended: our read mark keeps the WAL from restarting
+      expect(salt1()).toBe((before + 1) >>> 0);
+      await syncAndRecord(rep, s.dbPath, s.scratch, s.images);
+    }
+    other.close();
+    await rep.stop();
+    await app.close();
+    expect(s.events.filter((e) => e.snapshot).map((e) => e.txid)).toEqual([1]);
+    await expectRestoresMatch(s.client, s.images, join(s.dir, 'restores'));
+  }, 60_000);
+
+  it('syncing every 20 ms under steady writes with the default autocheckpoint: no snapshot, nothing lost', async () => {
+    // Exercises the read-transaction handoff after each sync, the replicator's own checkpoints by
+    // WAL size and the application's autocheckpoint all at once.
+    const s = setup('steady');
+    const app = await startNodeApp(s.dbPath, 4096);
+    await app.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)');
+    const rep = new Replicator({
+      dbPath: s.dbPath,
+      replica: s.client,
+      syncIntervalMs: 20,
+      minCheckpointPages: 200,
+    });
+    rep.on('synced', (e: SyncedEvent) => s.events.push(e));
+    await rep.start();
+    const salts = new Set<number>();
+    const end = Date.now() + 2500;
+    for (let i = 0; Date.now() < end; i++) {
+      await app.exec(insert(1 + (i % 40)));
+      salts.add(readFileSync(`${s.dbPath}-wal`).readUInt32BE(16));
+      if (i % 60 === 59) await syncAndRecord(rep, s.dbPath, s.scratch, s.images);
+    }
+    await syncAndRecord(rep, s.dbPath, s.scratch, s.images);
+    await rep.stop();
+    await app.close();
+    expect(salts.size).toBeGreaterThan(2); // the WAL restarted several times
+    expect(rep.stats().checkpoints).toBeGreaterThan(1);
+    expect(s.events.filter((e) => e.snapshot).map((e) => e.txid)).toEqual([1]);
+    await verifyL0Files(s.client);
+    await expectRestoresMatch(s.client, s.images, join(s.dir, 'restores'));
+  }, 90_000);
+
   it('database file replaced under a running replicator: detected, snapshot L0 of the new file', async () => {
     const s = setup('replaced');
     let app = await startNodeApp(s.dbPath, 4096);

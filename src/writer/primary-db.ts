@@ -18,20 +18,24 @@ export interface CheckpointResult {
 }
 
 /**
- * The primary database as the replicator sees it: its own better-sqlite3 connection holding a
- * long-lived read transaction (so the WAL cannot be restarted under frames not yet copied), a
- * second connection used only as a write barrier around checkpoints, and raw positional reads
- * of the database file for pages that are not in the WAL.
+ * The primary database as the replicator sees it: two reader connections, one of which always
+ * holds the long-lived read transaction (so the WAL cannot be restarted under frames not yet
+ * copied; the other takes over in `handoffRead`, so there is never a moment without one), a
+ * third connection used only as a write barrier around checkpoints, and raw positional reads of
+ * the database file for pages that are not in the WAL.
  */
 export class PrimaryDatabase {
   readonly walPath: string;
   private reader: Database.Database;
+  /** The reader not holding the long read transaction (opened on first handoff). */
+  private spare: Database.Database | undefined;
   private barrier: Database.Database | undefined;
   private dbFd: number;
   private wal: FileWalSource | undefined;
   private walIdentity: FileIdentity | undefined;
-  /** Incremented every time the long read transaction is (re)started. */
+  /** The current read transaction's epoch (process-wide unique, also across reopens). */
   private epochCounter = 0;
+  private static epochs = 0;
   readonly identity: FileIdentity;
 
   private constructor(
@@ -40,17 +44,8 @@ export class PrimaryDatabase {
   ) {
     this.walPath = `${dbPath}-wal`;
     if (!existsSync(dbPath)) throw new LtxvfsError('WRITER_DB', `database ${dbPath} does not exist`);
+    this.reader = this.openReader();
     try {
-      this.reader = new Database(dbPath, { fileMustExist: true });
-    } catch (err) {
-      throw new LtxvfsError('WRITER_DB', `cannot open database ${dbPath}: ${(err as Error).message}`, {
-        cause: err,
-      });
-    }
-    try {
-      this.reader.pragma(`busy_timeout = ${busyTimeoutMs}`);
-      // Only the replicator decides when its connection checkpoints.
-      this.reader.pragma('wal_autocheckpoint = 0');
       const mode = String(this.reader.pragma('journal_mode = WAL', { simple: true })).toLowerCase();
       if (mode !== 'wal') {
         throw new LtxvfsError(
@@ -80,10 +75,29 @@ export class PrimaryDatabase {
 
   beginRead(): void {
     if (this.reader.inTransaction) return;
-    this.reader.exec('BEGIN');
-    // A read transaction only takes its snapshot (and its WAL read mark) at the first read.
-    this.reader.prepare('SELECT count(*) FROM sqlite_schema').get();
-    this.epochCounter++;
+    startRead(this.reader);
+    this.epochCounter = ++PrimaryDatabase.epochs;
+  }
+
+  /**
+   * Moves the long read transaction to the end of the WAL without a write lock: the spare
+   * connection starts its read transaction first, then the old one ends, so some read mark of
+   * ours protects the WAL at every moment. Whether the new mark may sit in SQLite's "read only
+   * the database file" slot (which lets the next writer restart the WAL) is for the caller to
+   * reason about; see Replicator.
+   */
+  handoffRead(): void {
+    if (!this.reader.inTransaction) {
+      this.beginRead();
+      return;
+    }
+    if (!this.spare) this.spare = this.openReader();
+    startRead(this.spare);
+    const old = this.reader;
+    this.reader = this.spare;
+    this.spare = old;
+    this.epochCounter = ++PrimaryDatabase.epochs;
+    old.exec('COMMIT');
   }
 
   endRead(): void {
@@ -188,9 +202,17 @@ export class PrimaryDatabase {
     if (this.barrier?.inTransaction) this.barrier.exec('ROLLBACK');
   }
 
-  /** Runs a checkpoint on the replicator's connection (outside its read transaction). */
+  /**
+   * Runs a checkpoint on a reader connection that has no transaction open. With the long read
+   * transaction still held, a PASSIVE checkpoint backfills only up to its read mark.
+   */
   checkpoint(mode: CheckpointMode): CheckpointResult {
-    const rows = this.reader.pragma(`wal_checkpoint(${mode})`) as Array<{
+    let conn = this.reader;
+    if (conn.inTransaction) {
+      if (!this.spare) this.spare = this.openReader();
+      conn = this.spare;
+    }
+    const rows = conn.pragma(`wal_checkpoint(${mode})`) as Array<{
       busy: number;
       log: number;
       checkpointed: number;
@@ -213,7 +235,30 @@ export class PrimaryDatabase {
       // rolled back by close
     }
     this.reader.close();
+    this.spare?.close();
     closeSync(this.dbFd);
+  }
+
+  private openReader(): Database.Database {
+    let conn: Database.Database;
+    try {
+      conn = new Database(this.dbPath, { fileMustExist: true });
+    } catch (err) {
+      throw new LtxvfsError('WRITER_DB', `cannot open database ${this.dbPath}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    try {
+      conn.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+      // Only the replicator decides when its connections checkpoint.
+      conn.pragma('wal_autocheckpoint = 0');
+    } catch (err) {
+      conn.close();
+      throw new LtxvfsError('WRITER_DB', `database ${this.dbPath}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    return conn;
   }
 
   private closeWal(): void {
@@ -221,4 +266,10 @@ export class PrimaryDatabase {
     this.wal = undefined;
     this.walIdentity = undefined;
   }
+}
+
+function startRead(conn: Database.Database): void {
+  conn.exec('BEGIN');
+  // A read transaction only takes its snapshot (and its WAL read mark) at the first read.
+  conn.prepare('SELECT count(*) FROM sqlite_schema').get();
 }
