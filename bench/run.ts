@@ -77,7 +77,7 @@ async function main(argv: string[]): Promise<number> {
     .name('npm run bench --')
     .description('ltxvfs benchmarks against their baselines, in one run')
     .option('--quick', 'small databases and fewer repetitions (finishes in a few minutes)')
-    .option('--sizes <list>', 'database sizes, e.g. 10MiB,100MiB,1GiB (quick: 8MiB,64MiB)')
+    .option('--sizes <list>', 'database sizes, e.g. 10MiB,100MiB,1GiB (quick: 8MiB,128MiB)')
     .option('--rtt <ms>', 'round-trip time the proxy adds to every S3 exchange', '20')
     .option('--bandwidth <rate>', 'proxy bandwidth per direction, e.g. 100MB/s or 1Gbit (0 = unlimited)', '0')
     .option(
@@ -106,7 +106,7 @@ async function main(argv: string[]): Promise<number> {
     monPort: string;
   }>();
   const mode = o.quick ? 'quick' : 'full';
-  const sizes = (o.sizes ?? (o.quick ? '8MiB,64MiB' : '10MiB,100MiB,1GiB')).split(',').map(parseSize);
+  const sizes = (o.sizes ?? (o.quick ? '8MiB,128MiB' : '10MiB,100MiB,1GiB')).split(',').map(parseSize);
   const rttMs = Number(o.rtt);
   const bandwidthBytesPerSec = parseBandwidth(o.bandwidth);
   const readers = o.readers.split(',').map((n) => Number.parseInt(n, 10));

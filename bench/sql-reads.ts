@@ -123,27 +123,28 @@ export async function runReadPathSections(
         return { ms, requests: requestsOf(stats), bytes: stats.bytesRead, rows: rows.length };
       };
 
-      /** Restore the whole database through the proxy, then query it with better-sqlite3. */
-      const viaRestore = async (
-        query: Query,
-        params: SqlValue[],
-      ): Promise<Measurement & { restoreMs: number }> => {
-        const client = openReplicaClient(proxiedUrl);
-        const outPath = path.join(ctx.workDir, `${ds.name}-restored.db`);
-        await rm(outPath, { force: true });
+      /**
+       * The restore baseline: the whole database through the proxy once (a restore costs the
+       * same whatever the query), then each query on a fresh better-sqlite3 connection to it.
+       */
+      const restoredPath = path.join(ctx.workDir, `${ds.name}-restored.db`);
+      await rm(restoredPath, { force: true });
+      const restoreClient = openReplicaClient(proxiedUrl);
+      const restoreBegun = performance.now();
+      await restore({ client: restoreClient, outPath: restoredPath });
+      const restoreMs = performance.now() - restoreBegun;
+      const restoreStats = restoreClient.stats();
+      await restoreClient.close();
+      const restoreOnce = { restoreMs, requests: requestsOf(restoreStats), bytes: restoreStats.bytesRead };
+      const viaRestore = (query: Query, params: SqlValue[]): Measurement => {
         const begun = performance.now();
-        await restore({ client, outPath });
-        const restoreMs = performance.now() - begun;
-        const db = new Database(outPath, { readonly: true });
+        const db = new Database(restoredPath, { readonly: true });
         const rows = db.prepare(query.sql).all(...params);
-        const ms = performance.now() - begun;
         db.close();
-        const stats = client.stats();
-        await client.close();
-        return { ms, restoreMs, requests: requestsOf(stats), bytes: stats.bytesRead, rows: rows.length };
+        const ms = restoreMs + (performance.now() - begun);
+        return { ms, requests: restoreOnce.requests, bytes: restoreOnce.bytes, rows: rows.length };
       };
 
-      let restoreOnce: (Measurement & { restoreMs: number }) | undefined;
       for (const query of QUERIES) {
         const random = seeded(ds.rows + query.id.length);
         const samples: Record<string, Measurement[]> = {
@@ -160,14 +161,7 @@ export async function runReadPathSections(
           const params = query.params(ds, random);
           samples[APPROACH.ltxvfs]!.push(await viaVfs(query, params, false));
           if (!perPageTooSlow) samples[APPROACH.perPage]!.push(await viaVfs(query, params, true));
-          // A restore costs the same whatever the query; measure it fully once per dataset.
-          if (!restoreOnce || query.id === 'scan') {
-            const r = await viaRestore(query, params);
-            restoreOnce ??= r;
-            samples[APPROACH.restore]!.push(r);
-          } else if (i === 0) {
-            samples[APPROACH.restore]!.push(await viaRestore(query, params));
-          }
+          samples[APPROACH.restore]!.push(viaRestore(query, params));
         }
         for (const [approach, list] of Object.entries(samples)) {
           const group = `${query.short}, ${size}`;
@@ -229,16 +223,14 @@ export async function runReadPathSections(
         requests: requestsOf(hstats),
         'bytes read': formatBytes(hstats.bytesRead),
       });
-      if (restoreOnce) {
-        hydrationRows.push({
-          dataset: size,
-          approach: 'full restore (nothing answerable until done)',
-          seconds: restoreOnce.restoreMs / 1000,
-          'MB/s': ds.bytes / 1e6 / (restoreOnce.restoreMs / 1000),
-          requests: restoreOnce.requests,
-          'bytes read': formatBytes(restoreOnce.bytes),
-        });
-      }
+      hydrationRows.push({
+        dataset: size,
+        approach: 'full restore (nothing answerable until done)',
+        seconds: restoreOnce.restoreMs / 1000,
+        'MB/s': ds.bytes / 1e6 / (restoreOnce.restoreMs / 1000),
+        requests: restoreOnce.requests,
+        'bytes read': formatBytes(restoreOnce.bytes),
+      });
 
       // Warm reads: the hydrated replica, a warm (cached, not hydrated) one, and better-sqlite3.
       const lookups = ctx.mode === 'quick' ? 2000 : 10_000;
@@ -268,9 +260,8 @@ export async function runReadPathSections(
       await ltx.unregisterReplica(warmName);
       await warmClient.close();
 
-      const localCopy = path.join(ctx.workDir, `${ds.name}-local.db`);
-      await copyFile(ds.path, localCopy);
-      const local = new Database(localCopy, { readonly: true });
+      // The restored file is a local copy of exactly the replica's database.
+      const local = new Database(restoredPath, { readonly: true });
       const stmt = local.prepare(QUERIES[0]!.sql);
       const native = await timeLookups(ids, async (id) => stmt.get(id));
       const nativeScan = await timeOnce(async () => local.prepare(QUERIES[2]!.sql).all());
@@ -303,8 +294,7 @@ export async function runReadPathSections(
         `reads ${ds.name}: hydrated in ${(hydrateMs / 1000).toFixed(1)} s; lookups/s hydrated ${Math.round(hydrated)} warm ${Math.round(warm)} native ${Math.round(native)}`,
       );
       await rm(hydratePath, { force: true });
-      await rm(path.join(ctx.workDir, `${ds.name}-restored.db`), { force: true });
-      await rm(localCopy, { force: true });
+      await rm(restoredPath, { force: true });
     }
   } finally {
     await ltx.close();
@@ -317,7 +307,7 @@ export async function runReadPathSections(
       {
         id: 'cold',
         title: 'Cold open to first row',
-        note: `Time from opening the replica (nothing cached) until the query's rows are in hand, and what it cost at the store (requests = LIST + GET + HEAD), through the proxy (${net}). Baselines in the same run: one range GET per page with no coalescing or read-ahead (what Litestream's VFS does), and restoring the whole database first, then querying it with better-sqlite3. Median of ${repeats} (point, range) or 1 (scan) cold runs.`,
+        note: `Time from opening the replica (nothing cached) until the query's rows are in hand, and what it cost at the store (requests = LIST + GET + HEAD), through the proxy (${net}). Baselines in the same run: one range GET per page with no coalescing or read-ahead (what Litestream's VFS does), and restoring the whole database first (once per dataset), then querying it with better-sqlite3 (restore time + query time). Median of ${repeats} (point, range) or 1 (scan) cold runs.`,
         columns: ['dataset', 'query', 'approach', 'ms (median)', 'requests', 'bytes read'],
         rows: coldRows,
       },
