@@ -92,8 +92,10 @@ export function scanWal(
   let endReason: WalEndReason = 'eof';
   let stoppedAt = from.offset;
 
+  const sums = new Uint32Array(2);
   outer: for (;;) {
     const chunk = source.read(offset, framesPerChunk * frameSize);
+    const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.length);
     if (chunk.length === 0) {
       endReason = 'eof';
       stoppedAt = offset;
@@ -108,35 +110,37 @@ export function scanWal(
         }
         break;
       }
-      const frame = chunk.subarray(at, at + frameSize);
-      const h = decodeFrameHeader(frame);
-      if (h.salt1 !== header.salt1 || h.salt2 !== header.salt2) {
+      // frame header fields read in place (this loop runs for every frame the application writes)
+      const pgno = view.getUint32(at);
+      const frameCommit = view.getUint32(at + 4);
+      if (view.getUint32(at + 8) !== header.salt1 || view.getUint32(at + 12) !== header.salt2) {
         endReason = 'salt';
         stoppedAt = offset + at;
         break outer;
       }
-      if (h.pgno === 0) {
+      if (pgno === 0) {
         endReason = 'pgno';
         stoppedAt = offset + at;
         break outer;
       }
-      [s0, s1] = walChecksum(frame.subarray(0, 8), header.bigEndianChecksum, s0, s1);
-      [s0, s1] = walChecksum(frame.subarray(WAL_FRAME_HEADER_SIZE), header.bigEndianChecksum, s0, s1);
-      if (s0 !== h.checksum1 || s1 !== h.checksum2) {
+      frameChecksum(chunk, at, frameSize, header.bigEndianChecksum, s0, s1, sums);
+      s0 = sums[0]!;
+      s1 = sums[1]!;
+      if (s0 !== view.getUint32(at + 16) || s1 !== view.getUint32(at + 20)) {
         endReason = 'checksum';
         stoppedAt = offset + at;
         break outer;
       }
       const frameOffset = offset + at;
-      pending.set(h.pgno, { pgno: h.pgno, offset: frameOffset, checksum1: s0, checksum2: s1 });
+      pending.set(pgno, { pgno, offset: frameOffset, checksum1: s0, checksum2: s1 });
       pendingFrames++;
-      if (h.commit !== 0) {
+      if (frameCommit !== 0) {
         for (const [pgno, ref] of pending) committed.set(pgno, ref);
         pending.clear();
         frames += pendingFrames;
         pendingFrames = 0;
         transactions++;
-        commit = h.commit;
+        commit = frameCommit;
         end = { offset: frameOffset + frameSize, checksum1: s0, checksum2: s1 };
         if (end.offset - from.offset >= maxBytes) {
           endReason = 'limit';
@@ -211,3 +215,39 @@ export function walSaltPairs(source: WalSource, pageSize: number): Array<{ salt1
   }
   return pairs;
 }
+
+/**
+ * The cumulative checksum over a frame's first 8 header bytes and its page, continuing from
+ * (s0, s1), into `out`; without allocating (one call per frame of the WAL).
+ */
+function frameChecksum(
+  chunk: Uint8Array,
+  at: number,
+  frameSize: number,
+  bigEndian: boolean,
+  s0: number,
+  s1: number,
+  out: Uint32Array,
+): void {
+  const start = chunk.byteOffset + at;
+  if (!bigEndian && (start & 3) === 0 && HOST_LITTLE_ENDIAN) {
+    const words = new Uint32Array(chunk.buffer, start, frameSize >>> 2);
+    let a = s0 >>> 0;
+    let b = s1 >>> 0;
+    a = (a + words[0]! + b) >>> 0;
+    b = (b + words[1]! + a) >>> 0;
+    for (let i = WAL_FRAME_HEADER_SIZE >>> 2; i < words.length; i += 2) {
+      a = (a + words[i]! + b) >>> 0;
+      b = (b + words[i + 1]! + a) >>> 0;
+    }
+    out[0] = a;
+    out[1] = b;
+    return;
+  }
+  const [h0, h1] = walChecksum(chunk.subarray(at, at + 8), bigEndian, s0, s1);
+  const [d0, d1] = walChecksum(chunk.subarray(at + WAL_FRAME_HEADER_SIZE, at + frameSize), bigEndian, h0, h1);
+  out[0] = d0;
+  out[1] = d1;
+}
+
+const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
