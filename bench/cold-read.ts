@@ -270,6 +270,7 @@ function withLatency(client: ReplicaClient, rttMs: number): ReplicaClient {
     readRange: (file: LtxFileRef, offset, length) => delay(client.readRange(file, offset, length)),
     readFile: (file) => delay(client.readFile(file)),
     writeFile: (file, data, o) => delay(client.writeFile(file, data, o)),
+    writeFileFrom: (file, source, o) => delay(client.writeFileFrom(file, source, o)),
     deleteFiles: (files) => delay(client.deleteFiles(files)),
     readObject: (name) => delay(client.readObject(name)),
     writeObject: (name, data, c) => delay(client.writeObject(name, data, c)),

@@ -345,6 +345,110 @@ for (const backend of [fileBackend, s3Backend]) {
       await Promise.all(writers.map((w) => w.close()));
     });
 
+    it('streams a local file create-only (writeFileFrom): same bytes, size and timestamp', async () => {
+      const r = await backend.fresh();
+      const local = await makeTempDir('ltxvfs-contract-src-');
+      try {
+        const file = { level: 3, minTxid: 0x10, maxTxid: 0x2f };
+        // Not a multiple of any read or buffer size, so the last partial chunk is exercised.
+        const content = bytes(3 * 1024 * 1024 + 12_345, 5);
+        const source = { path: join(local.dir, 'out.ltx'), size: content.length };
+        await fsWriteFile(source.path, content);
+        r.client.resetStats();
+        const written = await r.client.writeFileFrom(file, source, { timestamp: TIMESTAMP });
+        expect(written).toEqual({ ...file, size: content.length, createdAt: TIMESTAMP });
+        expect(r.client.stats()).toMatchObject({ put: 1, bytesWritten: content.length });
+        expect(Buffer.from(await r.client.readFile(file)).equals(content)).toBe(true);
+        expect((await r.client.listFiles(3)).map((f) => [f.minTxid, f.maxTxid, f.size])).toEqual([
+          [0x10, 0x2f, content.length],
+        ]);
+        expect(await r.rawTimestamp(file)).toBe(backend.expectedRawTimestamp);
+
+        // Create-only against both kinds of write, in both directions.
+        const other = { path: join(local.dir, 'other.ltx'), size: 1000 };
+        await fsWriteFile(other.path, bytes(1000, 9));
+        await expectCode(
+          r.client.writeFileFrom(file, other, { timestamp: new Date() }),
+          'STORAGE_EXISTS',
+          '0000000000000010-000000000000002f.ltx',
+        );
+        const small = { level: 3, minTxid: 0x30, maxTxid: 0x30 };
+        await r.client.writeFile(small, bytes(20, 1), { timestamp: TIMESTAMP });
+        await expectCode(r.client.writeFileFrom(small, other, { timestamp: TIMESTAMP }), 'STORAGE_EXISTS');
+        await expectCode(r.client.writeFile(file, bytes(5), { timestamp: TIMESTAMP }), 'STORAGE_EXISTS');
+        expect(Buffer.from(await r.client.readFile(file)).equals(content)).toBe(true);
+        expect(Array.from(await r.client.readFile(small))).toEqual(Array.from(bytes(20, 1)));
+        expect(await r.rawNames()).toHaveLength(2); // no temp files left behind
+
+        // The caller's file is the caller's: still there, unchanged.
+        expect((await stat(source.path)).size).toBe(content.length);
+
+        // An empty file is a valid (if useless) object too.
+        const empty = { path: join(local.dir, 'empty'), size: 0 };
+        await fsWriteFile(empty.path, new Uint8Array(0));
+        const zero = { level: 3, minTxid: 0x31, maxTxid: 0x31 };
+        expect((await r.client.writeFileFrom(zero, empty, { timestamp: TIMESTAMP })).size).toBe(0);
+        expect((await r.client.readFile(zero)).length).toBe(0);
+      } finally {
+        await local.cleanup();
+      }
+    });
+
+    it('writeFileFrom refuses a missing source or a wrong size, writing nothing', async () => {
+      const r = await backend.fresh();
+      const local = await makeTempDir('ltxvfs-contract-src-');
+      try {
+        const file = { level: 1, minTxid: 1, maxTxid: 2 };
+        const path = join(local.dir, 'out.ltx');
+        await fsWriteFile(path, bytes(100));
+        await expectCode(
+          r.client.writeFileFrom(file, { path, size: 99 }, { timestamp: TIMESTAMP }),
+          'BAD_ARGUMENT',
+          path,
+        );
+        const missing = join(local.dir, 'missing.ltx');
+        await expectCode(
+          r.client.writeFileFrom(file, { path: missing, size: 1 }, { timestamp: TIMESTAMP }),
+          'BAD_ARGUMENT',
+          missing,
+        );
+        expect(await r.rawNames()).toEqual([]);
+      } finally {
+        await local.cleanup();
+      }
+    });
+
+    it('of 10 concurrent streamed writers of the same name exactly one wins', async () => {
+      const r = await backend.fresh();
+      const local = await makeTempDir('ltxvfs-contract-src-');
+      try {
+        const file = { level: 2, minTxid: 5, maxTxid: 9 };
+        const size = 1024 * 1024 + 7;
+        const sources = await Promise.all(
+          Array.from({ length: 10 }, async (_, i) => {
+            const path = join(local.dir, `writer-${i}.ltx`);
+            await fsWriteFile(path, bytes(size, i + 1));
+            return { path, size };
+          }),
+        );
+        const writers = sources.map(() => r.openAnother());
+        const results = await Promise.allSettled(
+          writers.map((w, i) => w.writeFileFrom(file, sources[i]!, { timestamp: TIMESTAMP })),
+        );
+        const winners = results.flatMap((res, i) => (res.status === 'fulfilled' ? [i] : []));
+        expect(winners).toHaveLength(1);
+        for (const res of results) {
+          if (res.status === 'rejected') expect(isLtxvfsError(res.reason, 'STORAGE_EXISTS')).toBe(true);
+        }
+        const stored = await r.client.readFile(file);
+        expect(Buffer.from(stored).equals(bytes(size, winners[0]! + 1))).toBe(true);
+        expect(await r.rawNames()).toHaveLength(1);
+        await Promise.all(writers.map((w) => w.close()));
+      } finally {
+        await local.cleanup();
+      }
+    });
+
     it('replaces small objects only under the right condition', async () => {
       const { client } = await backend.fresh();
       const enc = (s: string) => new TextEncoder().encode(s);

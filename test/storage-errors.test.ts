@@ -5,9 +5,10 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, symlink, truncate, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import {
   GetObjectCommand,
@@ -122,9 +123,13 @@ describe('S3 status codes -> error codes (scripted SDK client)', () => {
   type Reply = { status: number; name: string } | { ok: object };
   function scripted(replies: Reply[]) {
     const seen: string[] = [];
+    /** Byte counts of the PutObject bodies, read to the end as a server would. */
+    const bodies: number[] = [];
     const client = {
       send: async (command: object) => {
         seen.push(command.constructor.name);
+        const body = (command as { input?: { Body?: unknown } }).input?.Body;
+        if (command instanceof PutObjectCommand) bodies.push(await bodyLength(body));
         const reply = replies.shift();
         if (!reply) throw new Error('no scripted reply left');
         if ('ok' in reply) return reply.ok;
@@ -145,7 +150,14 @@ describe('S3 status codes -> error codes (scripted SDK client)', () => {
         retry: { ...DEFAULT_RETRY_POLICY, baseDelayMs: 1, maxDelayMs: 2 },
       },
     );
-    return { replica, seen };
+    return { replica, seen, bodies };
+  }
+
+  async function bodyLength(body: unknown): Promise<number> {
+    if (body instanceof Uint8Array) return body.length;
+    let n = 0;
+    for await (const chunk of body as AsyncIterable<Uint8Array>) n += chunk.length;
+    return n;
   }
 
   it.each([412, 404, 409])(
@@ -167,6 +179,64 @@ describe('S3 status codes -> error codes (scripted SDK client)', () => {
     expect(err.code).toBe('STORAGE_EXISTS');
     expect(err.message).toContain('s3://bkt/db/0000/0000000000000001-0000000000000001.ltx');
     expect(seen).toEqual(['PutObjectCommand']);
+  });
+
+  describe('streamed create-only writes (writeFileFrom)', () => {
+    let local: TempDir;
+    let source: { path: string; size: number };
+    const content = new Uint8Array(2_500_000).map((_, i) => (i * 31) % 253);
+    beforeAll(async () => {
+      local = await makeTempDir('ltxvfs-stream-src-');
+      source = { path: join(local.dir, 'out.ltx'), size: content.length };
+      await writeFile(source.path, content);
+    });
+    afterAll(() => local.cleanup());
+    const ref = { level: 1, minTxid: 1, maxTxid: 8 };
+    const streamOf = (bytes: Uint8Array) => ({
+      ok: { Body: Readable.from([bytes.subarray(0, 1000), bytes.subarray(1000)]) },
+    });
+
+    it('a retry sends the whole file again, and a 412 then is our own first attempt', async () => {
+      const { replica, seen, bodies } = scripted([
+        { status: 503, name: 'ServiceUnavailable' },
+        { status: 412, name: 'PreconditionFailed' },
+        streamOf(content), // the read-back: the object holds our bytes
+      ]);
+      const info = await replica.writeFileFrom(ref, source, TS);
+      expect(info.size).toBe(content.length);
+      expect(seen).toEqual(['PutObjectCommand', 'PutObjectCommand', 'GetObjectCommand']);
+      expect(bodies).toEqual([content.length, content.length]);
+      expect(replica.stats().bytesWritten).toBe(content.length);
+    });
+
+    it('a 412 after a retry with other bytes stored is STORAGE_EXISTS', async () => {
+      const other = content.slice();
+      other[2_000_000] ^= 1;
+      const { replica } = scripted([
+        { status: 500, name: 'InternalError' },
+        { status: 412, name: 'PreconditionFailed' },
+        streamOf(other),
+      ]);
+      const err = await caught(replica.writeFileFrom(ref, source, TS));
+      expect(err.code).toBe('STORAGE_EXISTS');
+      const shorter = scripted([
+        { status: 500, name: 'InternalError' },
+        { status: 412, name: 'PreconditionFailed' },
+        streamOf(content.subarray(0, content.length - 1)),
+      ]);
+      expect((await caught(shorter.replica.writeFileFrom(ref, source, TS))).code).toBe('STORAGE_EXISTS');
+    });
+
+    it('a file over 5 GiB is STORAGE_TOO_LARGE before any request (one PutObject cannot hold it)', async () => {
+      const big = join(local.dir, 'big.ltx');
+      await writeFile(big, new Uint8Array(0));
+      await truncate(big, 5 * 1024 ** 3 + 1); // sparse: no disk space used
+      const { replica, seen } = scripted([]);
+      const err = await caught(replica.writeFileFrom(ref, { path: big, size: 5 * 1024 ** 3 + 1 }, TS));
+      expect(err.code).toBe('STORAGE_TOO_LARGE');
+      expect(err.message).toContain('s3://bkt/db/0001/0000000000000001-0000000000000008.ltx');
+      expect(seen).toEqual([]);
+    });
   });
 
   it('5xx and throttling are retried; other 4xx are not', async () => {

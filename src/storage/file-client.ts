@@ -1,6 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Dirent } from 'node:fs';
+import { constants as fsConstants } from 'node:fs';
 import {
+  copyFile,
   link,
   lstat,
   mkdir,
@@ -25,9 +27,11 @@ import {
   parseFileLevelDir,
   parseLtxFileName,
 } from './keys.js';
+import { checkLocalSource } from './local-source.js';
 import { StatsCounter } from './stats.js';
 import type {
   ListOptions,
+  LocalFileSource,
   LtxFileInfo,
   LtxFileRef,
   ObjectCondition,
@@ -154,6 +158,29 @@ export class FileReplicaClient implements ReplicaClient {
     const target = join(dir, ltxFileName(file.minTxid, file.maxTxid));
     this.counter.count('put');
     const temp = await this.writeTemp(dir, basename(target), data, options.timestamp);
+    await this.publishCreateOnly(temp, target, dir);
+    this.counter.written(data.length);
+    return { ...file, size: data.length, createdAt: options.timestamp };
+  }
+
+  async writeFileFrom(
+    file: LtxFileRef,
+    source: LocalFileSource,
+    options: WriteOptions,
+  ): Promise<LtxFileInfo> {
+    assertFileRef(file);
+    await checkLocalSource(source);
+    const dir = await this.ensureDir(fileLevelDir(file.level));
+    const target = join(dir, ltxFileName(file.minTxid, file.maxTxid));
+    this.counter.count('put');
+    const temp = await this.writeTemp(dir, basename(target), source, options.timestamp);
+    await this.publishCreateOnly(temp, target, dir);
+    this.counter.written(source.size);
+    return { ...file, size: source.size, createdAt: options.timestamp };
+  }
+
+  /** Gives a finished temp file its final name, create-only, and removes the temp name. */
+  private async publishCreateOnly(temp: string, target: string, dir: string): Promise<void> {
     try {
       // link() fails with EEXIST atomically, so of N racing writers exactly one creates the name.
       await link(temp, target);
@@ -166,8 +193,6 @@ export class FileReplicaClient implements ReplicaClient {
       await unlink(temp).catch(() => {});
     }
     await fsyncDir(dir);
-    this.counter.written(data.length);
-    return { ...file, size: data.length, createdAt: options.timestamp };
   }
 
   async deleteFiles(files: LtxFileRef[]): Promise<void> {
@@ -339,16 +364,41 @@ export class FileReplicaClient implements ReplicaClient {
     }
   }
 
-  /** Writes a fully fsynced temp file next to its final name (same directory, hidden name). */
-  private async writeTemp(dir: string, finalName: string, data: Uint8Array, mtime?: Date): Promise<string> {
+  /**
+   * Writes a fully fsynced temp file next to its final name (same directory, hidden name), from
+   * bytes in memory or by a kernel-side copy of a local file (no file-sized buffer).
+   */
+  private async writeTemp(
+    dir: string,
+    finalName: string,
+    content: Uint8Array | LocalFileSource,
+    mtime?: Date,
+  ): Promise<string> {
     const temp = join(dir, `.${finalName}.${randomBytes(6).toString('hex')}.tmp`);
     try {
-      const handle = await open(temp, 'wx');
-      try {
-        await handle.writeFile(data);
-        await handle.sync();
-      } finally {
-        await handle.close();
+      if (content instanceof Uint8Array) {
+        const handle = await open(temp, 'wx');
+        try {
+          await handle.writeFile(content);
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      } else {
+        await copyFile(content.path, temp, fsConstants.COPYFILE_EXCL);
+        const handle = await open(temp, 'r+');
+        try {
+          const copied = (await handle.stat()).size;
+          if (copied !== content.size) {
+            throw new LtxvfsError(
+              'BAD_ARGUMENT',
+              `write ${join(dir, finalName)} from ${content.path}: the source changed size while it was copied (${content.size} -> ${copied} bytes)`,
+            );
+          }
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
       }
       // Litestream sets the mtime of a file-replica LTX file to its header timestamp and reports
       // it as CreatedAt; a hard link shares the inode, so the final name has it from the start.

@@ -37,6 +37,7 @@ export {
   parseLtxFileName,
   SNAPSHOT_LEVEL,
 } from './keys.js';
+export { SpoolFile, spoolChunks } from './local-source.js';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.js';
 export { S3ReplicaClient, type S3ReplicaClientOptions } from './s3-client.js';
 export { formatRfc3339Nano, LITESTREAM_TIMESTAMP_METADATA, parseRfc3339 } from './timestamp.js';

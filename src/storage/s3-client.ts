@@ -1,3 +1,6 @@
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
@@ -20,11 +23,13 @@ import {
   s3LtxKey,
   s3PathPrefix,
 } from './keys.js';
+import { checkLocalSource } from './local-source.js';
 import { DEFAULT_RETRY_POLICY, isNetworkError, type RetryPolicy, withRetry } from './retry.js';
 import { type RequestKind, StatsCounter } from './stats.js';
 import { formatRfc3339Nano, LITESTREAM_TIMESTAMP_METADATA, parseRfc3339 } from './timestamp.js';
 import type {
   ListOptions,
+  LocalFileSource,
   LtxFileInfo,
   LtxFileRef,
   ObjectCondition,
@@ -41,6 +46,11 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const DELETE_BATCH = 1000;
 const HEAD_CONCURRENCY = 16;
+/** The largest object one PutObject may create (S3's limit). */
+const MAX_PUT_BYTES = 5 * 1024 ** 3;
+const SILENT_LOGGER = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+/** Read size of streamed uploads and comparisons. */
+const STREAM_CHUNK_BYTES = 1024 * 1024;
 
 export interface S3ReplicaClientOptions {
   /** Use this client instead of building one (the caller keeps ownership; close() leaves it open). */
@@ -103,6 +113,9 @@ export class S3ReplicaClient implements ReplicaClient {
         responseChecksumValidation: 'WHEN_REQUIRED',
         // Retries are ours (retry.ts): bounded in time, and aware of conditional writes.
         maxAttempts: 1,
+        // With its default (no-op) logger the SDK prints a warning on the console whenever a
+        // streamed upload fails, a 412 of a create-only write included; errors reach us anyway.
+        logger: SILENT_LOGGER,
         requestHandler: {
           connectionTimeout: options.connectionTimeoutMs ?? 3_000,
           requestTimeout: options.requestTimeoutMs ?? 30_000,
@@ -265,6 +278,55 @@ export class S3ReplicaClient implements ReplicaClient {
   async writeFile(file: LtxFileRef, data: Uint8Array, options: WriteOptions): Promise<LtxFileInfo> {
     assertFileRef(file);
     const key = s3LtxKey(this.path, file);
+    await this.putCreateOnly(
+      key,
+      data.length,
+      () => ({ body: data }),
+      (stored) => sameAsBytes(stored, data),
+      options,
+    );
+    return { ...file, size: data.length, createdAt: options.timestamp };
+  }
+
+  async writeFileFrom(
+    file: LtxFileRef,
+    source: LocalFileSource,
+    options: WriteOptions,
+  ): Promise<LtxFileInfo> {
+    assertFileRef(file);
+    const key = s3LtxKey(this.path, file);
+    if (source.size > MAX_PUT_BYTES) {
+      throw new LtxvfsError(
+        'STORAGE_TOO_LARGE',
+        `create-only write of ${this.describe(key)}: ${source.size} bytes is more than the 5 GiB one PutObject can hold (a multipart upload is not create-only on every S3 server: Ceph RGW ignores If-None-Match on CompleteMultipartUpload)`,
+      );
+    }
+    await checkLocalSource(source);
+    await this.putCreateOnly(
+      key,
+      source.size,
+      () => {
+        // A fresh stream per attempt: a retried request cannot replay a consumed one.
+        const stream = createReadStream(source.path, { highWaterMark: STREAM_CHUNK_BYTES });
+        return { body: stream, done: () => stream.destroy() };
+      },
+      (stored) => sameAsLocalFile(stored, source.path),
+      options,
+    );
+    return { ...file, size: source.size, createdAt: options.timestamp };
+  }
+
+  /**
+   * One create-only PutObject. `isOurs` tells, after a 412 that followed a retry, whether the
+   * stored object is our own earlier attempt that succeeded unseen (compared as a stream).
+   */
+  private async putCreateOnly(
+    key: string,
+    size: number,
+    body: () => { body: Uint8Array | Readable; done?: () => void },
+    isOurs: (stored: AsyncIterable<Uint8Array>) => Promise<boolean> | boolean,
+    options: WriteOptions,
+  ): Promise<void> {
     const attempts = { count: 0 };
     try {
       await this.send(
@@ -272,16 +334,21 @@ export class S3ReplicaClient implements ReplicaClient {
         'create-only write',
         key,
         async () => {
-          await this.s3.send(
-            new PutObjectCommand({
-              Bucket: this.bucket,
-              Key: key,
-              Body: data,
-              ContentLength: data.length,
-              IfNoneMatch: '*',
-              Metadata: { [LITESTREAM_TIMESTAMP_METADATA]: formatRfc3339Nano(options.timestamp) },
-            }),
-          );
+          const attempt = body();
+          try {
+            await this.s3.send(
+              new PutObjectCommand({
+                Bucket: this.bucket,
+                Key: key,
+                Body: attempt.body,
+                ContentLength: size,
+                IfNoneMatch: '*',
+                Metadata: { [LITESTREAM_TIMESTAMP_METADATA]: formatRfc3339Nano(options.timestamp) },
+              }),
+            );
+          } finally {
+            attempt.done?.();
+          }
         },
         // AWS answers 409 when another conditional write of the key is in flight: try again.
         (err) => statusOf(err) === 409,
@@ -290,15 +357,14 @@ export class S3ReplicaClient implements ReplicaClient {
     } catch (err) {
       if (!isStatus(err, 412)) throw err;
       // After a retry, the 412 may be our own earlier attempt that succeeded unseen.
-      if (attempts.count === 1 || !(await this.holdsBytes(key, data))) {
+      if (attempts.count === 1 || !(await this.holdsBytes(key, isOurs))) {
         throw new LtxvfsError(
           'STORAGE_EXISTS',
           `create-only write of ${this.describe(key)}: the object already exists`,
         );
       }
     }
-    this.counter.written(data.length);
-    return { ...file, size: data.length, createdAt: options.timestamp };
+    this.counter.written(size);
   }
 
   async deleteFiles(files: LtxFileRef[]): Promise<void> {
@@ -458,13 +524,21 @@ export class S3ReplicaClient implements ReplicaClient {
     return this.unquoteIfMatch ? bare : `"${bare}"`;
   }
 
-  private async holdsBytes(key: string, data: Uint8Array): Promise<boolean> {
+  private async holdsBytes(
+    key: string,
+    isOurs: (stored: AsyncIterable<Uint8Array>) => Promise<boolean> | boolean,
+  ): Promise<boolean> {
     try {
-      const current = await this.send('get', 'read back', key, async () => {
+      return await this.send('get', 'read back', key, async () => {
         const out = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-        return readBody(out.Body);
+        const stream = out.Body as Readable | undefined;
+        if (!stream) return isOurs(emptyStream());
+        try {
+          return await isOurs(stream);
+        } finally {
+          stream.destroy();
+        }
       });
-      return equalBytes(current, data);
     } catch {
       return false;
     }
@@ -586,6 +660,41 @@ function unquote(etag: string): string {
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
+}
+
+async function* emptyStream(): AsyncGenerator<Uint8Array> {}
+
+async function sameAsBytes(stored: AsyncIterable<Uint8Array>, data: Uint8Array): Promise<boolean> {
+  let at = 0;
+  for await (const chunk of stored) {
+    if (at + chunk.length > data.length || !equalBytes(chunk, data.subarray(at, at + chunk.length)))
+      return false;
+    at += chunk.length;
+  }
+  return at === data.length;
+}
+
+/** Whether a stream holds exactly the bytes of a local file, read side by side in chunks. */
+async function sameAsLocalFile(stored: AsyncIterable<Uint8Array>, path: string): Promise<boolean> {
+  const handle = await open(path, 'r');
+  try {
+    const local = Buffer.allocUnsafe(STREAM_CHUNK_BYTES);
+    let position = 0;
+    for await (const chunk of stored) {
+      for (let at = 0; at < chunk.length; ) {
+        const want = Math.min(local.length, chunk.length - at);
+        const { bytesRead } = await handle.read(local, 0, want, position);
+        if (bytesRead === 0 || !local.subarray(0, bytesRead).equals(chunk.subarray(at, at + bytesRead)))
+          return false;
+        at += bytesRead;
+        position += bytesRead;
+      }
+    }
+    const { bytesRead } = await handle.read(local, 0, 1, position);
+    return bytesRead === 0;
+  } finally {
+    await handle.close();
+  }
 }
 
 async function readBody(body: unknown): Promise<Uint8Array> {

@@ -34,6 +34,14 @@ export interface WriteOptions {
   timestamp: Date;
 }
 
+/** A finished file on the local disk whose bytes become an object (see writeFileFrom). */
+export interface LocalFileSource {
+  /** Path of the file; it must not change while the write runs. */
+  path: string;
+  /** Its size in bytes; checked against the file before anything is sent. */
+  size: number;
+}
+
 export interface SmallObject {
   data: Uint8Array;
   /** Opaque version token for conditional replace (S3 ETag without quotes; file: content hash). */
@@ -76,6 +84,13 @@ export interface ReplicaClient {
    * both write the same name.
    */
   writeFile(file: LtxFileRef, data: Uint8Array, options: WriteOptions): Promise<LtxFileInfo>;
+  /**
+   * writeFile with the bytes of a local file, streamed: memory stays a few MiB whatever the size
+   * (compaction outputs, snapshots). Same create-only contract and STORAGE_EXISTS. S3: one
+   * PutObject, so at most 5 GiB (a larger file is STORAGE_TOO_LARGE; multipart uploads are not
+   * create-only on every S3 server). The caller keeps and removes the local file.
+   */
+  writeFileFrom(file: LtxFileRef, source: LocalFileSource, options: WriteOptions): Promise<LtxFileInfo>;
   /** Deletes in batches; files already gone are not an error. */
   deleteFiles(files: LtxFileRef[]): Promise<void>;
   /** Small object under the replica path (e.g. `lock.json`); null when it does not exist. */

@@ -29,6 +29,7 @@ export type ErrorCode =
   | 'STORAGE_UNREACHABLE'
   | 'STORAGE_PATH_ESCAPE'
   | 'STORAGE_IO'
+  | 'STORAGE_TOO_LARGE'
   // writer (src/writer)
   | 'LEASE_HELD'
   | 'LEASE_LOST'
