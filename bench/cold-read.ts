@@ -5,11 +5,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
-import { encodeLtxFile, type LtxHeader, lockPgno } from '../src/ltx/index.js';
+import { lockPgno } from '../src/ltx/index.js';
 import { Replica, type ReplicaOptions } from '../src/replica/replica.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { LtxFileRef, ReplicaClient, RequestStats } from '../src/storage/types.js';
 import { startLatencyProxy } from './proxy.js';
+import { imagePages, writeLtxFile } from './support/ltx-images.js';
 
 /**
  * The read side below SQLite: open a replica and read pages cold, ltxvfs's fetcher (coalescing +
@@ -221,30 +222,11 @@ function buildDatabase(path: string, targetBytes: number): Buffer {
 
 /** TXID 1: the whole image, as the writer's first L0 file would be. */
 async function writeReplica(client: ReplicaClient, image: Buffer, pageSize: number): Promise<void> {
-  const commit = image.length / pageSize;
-  const lock = lockPgno(pageSize);
-  const pages: Array<{ pgno: number; data: Uint8Array }> = [];
-  for (let p = 1; p <= commit; p++) {
-    if (p !== lock) pages.push({ pgno: p, data: image.subarray((p - 1) * pageSize, p * pageSize) });
-  }
-  const timestamp = Date.now();
-  const header: LtxHeader = {
-    flags: 2,
-    pageSize,
-    commit,
-    minTxid: 1,
-    maxTxid: 1,
-    timestamp,
-    preApplyChecksum: 0n,
-    walOffset: 0,
-    walSize: 0,
-    walSalt1: 0,
-    walSalt2: 0,
-    nodeId: 0n,
-  };
-  await client.writeFile({ level: 0, minTxid: 1, maxTxid: 1 }, encodeLtxFile(header, pages), {
-    timestamp: new Date(timestamp),
-  });
+  await writeLtxFile(
+    client,
+    { level: 0, minTxid: 1, maxTxid: 1 },
+    { pageSize, commit: image.length / pageSize, timestamp: Date.now(), pages: imagePages(image, pageSize) },
+  );
 }
 
 function seededPages(pages: number, n: number, lock: number): number[] {

@@ -2,14 +2,15 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { encodeLtxFile, type LtxHeader } from '../src/ltx/index.js';
 import { planRestore } from '../src/replica/plan.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { LtxFileInfo, ReplicaClient } from '../src/storage/types.js';
 import { formatDuration } from '../src/util/duration.js';
+import { seededRandom } from '../src/util/random.js';
 import { CompactionScheduler } from '../src/writer/compaction.js';
 import { type CompactionConfig, DEFAULT_COMPACTION_CONFIG } from '../src/writer/compaction-config.js';
 import { projectRoot } from './s3-server.js';
+import { writeLtxFile } from './support/ltx-images.js';
 
 /**
  * A steady write load over simulated hours (injected clock, real store): every sync interval the
@@ -60,35 +61,6 @@ export interface CompactionBenchResult {
 const PAGE_SIZE = 4096;
 const MiB = 1024 * 1024;
 
-/** Deterministic PRNG so runs are comparable. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function header(commit: number, minTxid: number, maxTxid: number, timestamp: number): LtxHeader {
-  return {
-    flags: 2,
-    pageSize: PAGE_SIZE,
-    commit,
-    minTxid,
-    maxTxid,
-    timestamp,
-    preApplyChecksum: 0n,
-    walOffset: 0,
-    walSize: 0,
-    walSalt1: 0,
-    walSalt2: 0,
-    nodeId: 0n,
-  };
-}
-
 /** A page that compresses like a B-tree leaf: some structure, some text-like bytes, free space. */
 function fillPage(page: Uint8Array, random: () => number): void {
   page.fill(0);
@@ -105,7 +77,8 @@ async function runOne(
   },
 ): Promise<CompactionBenchRow> {
   const { client } = opts;
-  const random = rng(42);
+  // Seeded so runs are comparable.
+  const random = seededRandom(42);
   const image: Uint8Array[] = [];
   let clock = Date.UTC(2025, 0, 1);
   let txid = 0;
@@ -113,10 +86,10 @@ async function runOne(
   const snapshot = async (): Promise<LtxFileInfo | null> => {
     if (txid === 0) return null;
     const pages = image.map((data, i) => ({ pgno: i + 1, data }));
-    return client.writeFile(
+    return writeLtxFile(
+      client,
       { level: 9, minTxid: 1, maxTxid: txid },
-      encodeLtxFile(header(image.length, 1, txid, clock), pages),
-      { timestamp: new Date(clock) },
+      { pageSize: PAGE_SIZE, commit: image.length, timestamp: clock, pages },
     );
   };
   const scheduler = new CompactionScheduler({ client, config, takeSnapshot: snapshot, now });
@@ -145,11 +118,16 @@ async function runOne(
       changed = [...set].sort((a, b) => a - b);
       for (const pgno of changed) fillPage(image[pgno - 1]!, random);
     }
-    const bytes = encodeLtxFile(
-      header(image.length, txid, txid, clock),
-      changed.map((pgno) => ({ pgno, data: image[pgno - 1]! })),
+    await writeLtxFile(
+      client,
+      { level: 0, minTxid: txid, maxTxid: txid },
+      {
+        pageSize: PAGE_SIZE,
+        commit: image.length,
+        timestamp: clock,
+        pages: changed.map((pgno) => ({ pgno, data: image[pgno - 1]! })),
+      },
     );
-    await client.writeFile({ level: 0, minTxid: txid, maxTxid: txid }, bytes, { timestamp: new Date(clock) });
     await scheduler.tick();
   }
   const wallSeconds = (performance.now() - started) / 1000;

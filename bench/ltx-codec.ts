@@ -12,6 +12,7 @@ import {
   initZstd,
   type LtxHeader,
   type Lz4Compressor,
+  litestreamHeader,
   lz4Bound,
   lz4CompressBlock,
   lz4CompressorKind,
@@ -99,20 +100,7 @@ function measure(bytes: number, roundMs: number, rounds: number, fn: () => void)
 }
 
 function snapshotHeader(pageSize: number, commit: number): LtxHeader {
-  return {
-    flags: 2,
-    pageSize,
-    commit,
-    minTxid: 1,
-    maxTxid: 1,
-    timestamp: 0,
-    preApplyChecksum: 0n,
-    walOffset: 0,
-    walSize: 0,
-    walSalt1: 0,
-    walSalt2: 0,
-    nodeId: 0n,
-  };
+  return litestreamHeader({ pageSize, commit, minTxid: 1, maxTxid: 1, timestamp: 0 });
 }
 
 interface RawBlockCodec {

@@ -10,7 +10,7 @@
  * CRASH_AT (request number, 0 = never), CRASH_WHEN (before|after).
  */
 import { readFileSync } from 'node:fs';
-import { encodeLtxFile } from '../src/ltx/index.js';
+import { imagePages, writeLtxFile } from '../bench/support/ltx-images.js';
 // The file client directly: the S3 SDK would double the start-up time of every restart.
 import { FileReplicaClient } from '../src/storage/file-client.js';
 import type { ReplicaClient } from '../src/storage/types.js';
@@ -29,7 +29,15 @@ let requests = 0;
 
 /** Wraps every request method so the process can die at an exact request. */
 function crashing(client: ReplicaClient): ReplicaClient {
-  const methods = ['levels', 'listFiles', 'readRange', 'readFile', 'writeFile', 'deleteFiles'] as const;
+  const methods = [
+    'levels',
+    'listFiles',
+    'readRange',
+    'readFile',
+    'writeFile',
+    'writeFileFrom',
+    'deleteFiles',
+  ] as const;
   const wrapped: Record<string, unknown> = {};
   for (const name of methods) {
     const original = (client[name] as (...args: unknown[]) => Promise<unknown>).bind(client);
@@ -61,26 +69,11 @@ async function main(): Promise<void> {
     takeSnapshot: async () => {
       const image = new Uint8Array(readFileSync(env('DB_PATH')));
       const pageSize = ((image[16]! << 8) | image[17]!) === 1 ? 65536 : (image[16]! << 8) | image[17]!;
-      const pages = [];
-      for (let at = 0; at < image.length; at += pageSize)
-        pages.push({ pgno: at / pageSize + 1, data: image.subarray(at, at + pageSize) });
-      const header = {
-        flags: 2,
-        pageSize,
-        commit: pages.length,
-        minTxid: 1,
-        maxTxid: txid,
-        timestamp: now,
-        preApplyChecksum: 0n,
-        walOffset: 0,
-        walSize: 0,
-        walSalt1: 0,
-        walSalt2: 0,
-        nodeId: 0n,
-      };
-      return client.writeFile({ level: 9, minTxid: 1, maxTxid: txid }, encodeLtxFile(header, pages), {
-        timestamp: new Date(now),
-      });
+      return writeLtxFile(
+        client,
+        { level: 9, minTxid: 1, maxTxid: txid },
+        { pageSize, commit: image.length / pageSize, timestamp: now, pages: imagePages(image, pageSize) },
+      );
     },
   });
   for (let i = 0; i < Number(env('TICKS')); i++) {

@@ -1,22 +1,22 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeLtxFile } from '../src/ltx/index.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { LtxFileInfo } from '../src/storage/types.js';
+import { seededRandom } from '../src/util/random.js';
 import type { CompactionConfig } from '../src/writer/compaction-config.js';
 import { findLevelGaps } from '../src/writer/levels.js';
 import {
   type DecodeCache,
   listAll,
-  mulberry32,
   restoreForTest,
   SimulatedPrimary,
   sameBytes,
 } from './compaction-harness.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
+import { removeBuild, transpileTree } from './support/transpile.js';
 
 // Kills a compacting child process at exact storage requests (before or after the k-th one) and
 // at random moments, restarts it, and checks that no TXID was lost and every file is sound.
@@ -31,43 +31,12 @@ const T0 = Date.UTC(2025, 0, 1);
 let temp: TempDir;
 beforeAll(async () => {
   temp = await makeTempDir('ltxvfs-compaction-crash-');
-  transpileTree(join(root, 'test', 'compaction-child.ts'));
-  // Its own module type, so a package.json being rewritten by an npm install meanwhile can't
-  // make node read the child as CommonJS.
-  writeFileSync(join(buildDir, 'package.json'), '{ "type": "module" }\n');
+  transpileTree(join(root, 'test', 'compaction-child.ts'), buildDir);
   if (!existsSync(childJs)) throw new Error(`could not compile the compaction child to ${childJs}`);
 }, 120_000);
 
-/**
- * Type-strips the child and every project file it imports (relative `.js` imports of `.ts`
- * sources) into buildDir: a second or so, where a tsc program over the same files takes ~20 s.
- */
-function transpileTree(entry: string): void {
-  const pending = [entry];
-  const done = new Set<string>();
-  while (pending.length > 0) {
-    const file = pending.pop()!;
-    if (done.has(file)) continue;
-    done.add(file);
-    const source = readFileSync(file, 'utf8');
-    const { outputText } = ts.transpileModule(source, {
-      fileName: file,
-      compilerOptions: {
-        target: ts.ScriptTarget.ES2022,
-        module: ts.ModuleKind.ESNext,
-        verbatimModuleSyntax: false,
-      },
-    });
-    const out = join(buildDir, relative(root, file)).replace(/\.ts$/, '.js');
-    mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, outputText);
-    for (const m of source.matchAll(/from\s+'(\.{1,2}\/[^']+)\.js'/g))
-      pending.push(resolve(dirname(file), `${m[1]}.ts`));
-  }
-}
-
 afterAll(async () => {
-  rmSync(buildDir, { recursive: true, force: true });
+  removeBuild(buildDir);
   await temp?.cleanup();
 });
 
@@ -118,7 +87,7 @@ describe('compaction killed at random points', () => {
         retentionEnabled: true,
         l0RetentionCheckIntervalMs: 2 * S,
       };
-      const rng = mulberry32(99);
+      const rng = seededRandom(99);
       const ticks = 10;
       const outcomes = { crashedAtRequest: 0, killedByTimer: 0, completed: 0 };
       // LTXVFS_SOAK=1: many more crash/restart rounds (minutes instead of seconds).

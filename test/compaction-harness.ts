@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { decodeLtxFile, encodeLtxFile, type LtxHeader } from '../src/ltx/index.js';
+import { imagePages, writeLtxFile } from '../bench/support/ltx-images.js';
+import { decodeLtxFile } from '../src/ltx/index.js';
 import type { LtxFileInfo, ReplicaClient } from '../src/storage/types.js';
 import { LtxvfsError } from '../src/util/errors.js';
+import { seededRandom } from '../src/util/random.js';
 import { formatTxid, type Txid } from '../src/util/txid.js';
 
 /*
@@ -12,52 +14,6 @@ import { formatTxid, type Txid } from '../src/util/txid.js';
  * into L0 files the way the replicator does (TXID 1 = every page, then changed + growth pages),
  * and an independent restore (Litestream's plan + decode-and-apply, no compactor involved).
  */
-
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function ltxHeader(
-  pageSize: number,
-  commit: number,
-  minTxid: Txid,
-  maxTxid: Txid,
-  timestamp: number,
-): LtxHeader {
-  return {
-    flags: 2,
-    pageSize,
-    commit,
-    minTxid,
-    maxTxid,
-    timestamp,
-    preApplyChecksum: 0n,
-    walOffset: 0,
-    walSize: 0,
-    walSalt1: 0,
-    walSalt2: 0,
-    nodeId: 0n,
-  };
-}
-
-function pagesOf(image: Uint8Array, pageSize: number): Uint8Array[] {
-  const pages: Uint8Array[] = [];
-  for (let at = 0; at < image.length; at += pageSize) pages.push(image.subarray(at, at + pageSize));
-  return pages;
-}
-
-function samePage(a: Uint8Array | undefined, b: Uint8Array): boolean {
-  if (!a || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 export interface PrimaryOptions {
   dir: string;
@@ -77,7 +33,6 @@ export class SimulatedPrimary {
   txid = 0;
   private readonly db: Database.Database;
   private readonly rng: () => number;
-  private previous: Uint8Array[] = [];
 
   constructor(private readonly opts: PrimaryOptions) {
     this.pageSize = opts.pageSize ?? 1024;
@@ -88,7 +43,7 @@ export class SimulatedPrimary {
     // Durability of the test primary does not matter; the file's bytes after a commit do.
     this.db.pragma('synchronous = OFF');
     this.db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT, v BLOB); CREATE INDEX t_k ON t(k);');
-    this.rng = mulberry32(opts.seed ?? 1);
+    this.rng = seededRandom(opts.seed ?? 1);
   }
 
   close(): void {
@@ -124,19 +79,19 @@ export class SimulatedPrimary {
 
   private async publish(): Promise<LtxFileInfo> {
     const image = new Uint8Array(readFileSync(this.path));
-    const pages = pagesOf(image, this.pageSize);
     const txid = this.txid + 1;
-    const changed: Array<{ pgno: number; data: Uint8Array }> = [];
-    pages.forEach((data, i) => {
-      if (txid === 1 || !samePage(this.previous[i], data)) changed.push({ pgno: i + 1, data });
-    });
     const timestamp = this.opts.now();
-    const bytes = encodeLtxFile(ltxHeader(this.pageSize, pages.length, txid, txid, timestamp), changed);
-    const info = await this.opts.client.writeFile({ level: 0, minTxid: txid, maxTxid: txid }, bytes, {
-      timestamp: new Date(timestamp),
-    });
+    const info = await writeLtxFile(
+      this.opts.client,
+      { level: 0, minTxid: txid, maxTxid: txid },
+      {
+        pageSize: this.pageSize,
+        commit: image.length / this.pageSize,
+        timestamp,
+        pages: imagePages(image, this.pageSize, this.images.get(this.txid)),
+      },
+    );
     this.txid = txid;
-    this.previous = pages.map((p) => p.slice());
     this.images.set(txid, image);
     const file = { ...info, createdAt: new Date(timestamp) };
     this.l0.push(file);
@@ -147,12 +102,17 @@ export class SimulatedPrimary {
   readonly takeSnapshot = async (): Promise<LtxFileInfo | null> => {
     if (this.txid === 0) return null;
     const image = this.images.get(this.txid)!;
-    const pages = pagesOf(image, this.pageSize).map((data, i) => ({ pgno: i + 1, data }));
     const timestamp = this.opts.now();
-    const bytes = encodeLtxFile(ltxHeader(this.pageSize, pages.length, 1, this.txid, timestamp), pages);
-    const info = await this.opts.client.writeFile({ level: 9, minTxid: 1, maxTxid: this.txid }, bytes, {
-      timestamp: new Date(timestamp),
-    });
+    const info = await writeLtxFile(
+      this.opts.client,
+      { level: 9, minTxid: 1, maxTxid: this.txid },
+      {
+        pageSize: this.pageSize,
+        commit: image.length / this.pageSize,
+        timestamp,
+        pages: imagePages(image, this.pageSize),
+      },
+    );
     const file = { ...info, createdAt: new Date(timestamp) };
     this.snapshots.push(file);
     return file;

@@ -4,13 +4,13 @@ import { decodeLtxFile } from '../src/ltx/index.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { LtxFileInfo, ReplicaClient } from '../src/storage/types.js';
 import { isLtxvfsError } from '../src/util/errors.js';
+import { seededRandom } from '../src/util/random.js';
 import { CompactionScheduler } from '../src/writer/compaction.js';
 import type { CompactionConfig } from '../src/writer/compaction-config.js';
 import { findLevelGaps } from '../src/writer/levels.js';
 import {
   type DecodeCache,
   listAll,
-  mulberry32,
   restoreForTest,
   SimulatedPrimary,
   sameBytes,
@@ -61,7 +61,7 @@ async function simulate(
     now,
     logger: (line) => log.push(line),
   });
-  const rng = mulberry32(options.seed ?? 7);
+  const rng = seededRandom(options.seed ?? 7);
   const seen = new Map<string, LtxFileInfo>();
   for (let i = 0; i < steps; i++) {
     clock.now += S;

@@ -6,6 +6,7 @@ import {
   encodeLtxFile,
   initZstd,
   type LtxHeader,
+  litestreamHeader,
   lockPgno,
   type PageEncoding,
 } from '../src/ltx/index.js';
@@ -25,20 +26,7 @@ function apply(db: Map<number, Uint8Array>, file: Uint8Array): number {
 }
 
 function header(minTxid: number, maxTxid: number, commit: number, timestamp: number): LtxHeader {
-  return {
-    flags: 2,
-    pageSize: PAGE_SIZE,
-    commit,
-    minTxid,
-    maxTxid,
-    timestamp,
-    preApplyChecksum: 0n,
-    walOffset: 0,
-    walSize: 0,
-    walSalt1: 0,
-    walSalt2: 0,
-    nodeId: 0n,
-  };
+  return litestreamHeader({ pageSize: PAGE_SIZE, commit, minTxid, maxTxid, timestamp });
 }
 
 function page(tag: number): Uint8Array {

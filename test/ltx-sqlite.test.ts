@@ -10,6 +10,7 @@ import {
   encodeLtxFile,
   initZstd,
   type LtxHeader,
+  litestreamHeader,
   lz4CompressorKind,
   lz4DecoderKind,
   lz4DecompressBlock,
@@ -43,20 +44,13 @@ function query(path: string): unknown {
 }
 
 function snapshotHeader(): LtxHeader {
-  return {
-    flags: 2,
+  return litestreamHeader({
     pageSize: sample.pageSize,
     commit: sample.pages.length,
     minTxid: 1,
     maxTxid: 1,
     timestamp: Date.now(),
-    preApplyChecksum: 0n,
-    walOffset: 0,
-    walSize: 0,
-    walSalt1: 0,
-    walSalt2: 0,
-    nodeId: 0n,
-  };
+  });
 }
 
 describe('real SQLite content (better-sqlite3)', () => {

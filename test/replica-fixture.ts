@@ -7,44 +7,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import {
-  decodeLtxFile,
-  encodeLtxFile,
-  type LtxHeader,
-  lockPgno,
-  type PageEncoding,
-} from '../src/ltx/index.js';
+import { imagePages, type LtxPage, writeLtxFile } from '../bench/support/ltx-images.js';
+import { decodeLtxFile, type PageEncoding } from '../src/ltx/index.js';
 import type { LtxFileInfo, LtxFileRef, ReplicaClient } from '../src/storage/types.js';
 import type { Txid } from '../src/util/txid.js';
-
-export function pagesOf(image: Uint8Array, pageSize: number): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (let off = 0; off < image.length; off += pageSize) out.push(image.subarray(off, off + pageSize));
-  return out;
-}
-
-function header(
-  pageSize: number,
-  commit: number,
-  minTxid: Txid,
-  maxTxid: Txid,
-  timestamp: number,
-): LtxHeader {
-  return {
-    flags: 2,
-    pageSize,
-    commit,
-    minTxid,
-    maxTxid,
-    timestamp,
-    preApplyChecksum: 0n,
-    walOffset: 0,
-    walSize: 0,
-    walSalt1: 0,
-    walSalt2: 0,
-    nodeId: 0n,
-  };
-}
 
 export class TestPrimary {
   readonly db: Database.Database;
@@ -79,19 +45,9 @@ export class TestPrimary {
   /** Writes the next TXID as an L0 file: every page for TXID 1, else changed + growth pages. */
   async sync(level = 0): Promise<LtxFileInfo> {
     const image = this.image();
-    const prev = this.images.get(this.txid);
     const txid = this.txid + 1;
-    const pages = pagesOf(image, this.pageSize);
-    const prevPages = prev ? pagesOf(prev, this.pageSize) : [];
-    const lock = lockPgno(this.pageSize);
-    const changed: Array<{ pgno: number; data: Uint8Array }> = [];
-    pages.forEach((data, i) => {
-      const pgno = i + 1;
-      if (pgno === lock) return;
-      const before = prevPages[i];
-      if (before === undefined || Buffer.compare(before, data) !== 0) changed.push({ pgno, data });
-    });
-    const file = await this.put(level, txid, txid, pages.length, changed);
+    const pages = imagePages(image, this.pageSize, this.images.get(this.txid));
+    const file = await this.put(level, txid, txid, image.length / this.pageSize, pages);
     this.txid = txid;
     this.images.set(txid, image);
     return file;
@@ -100,10 +56,7 @@ export class TestPrimary {
   /** A full snapshot `1-<txid>` at level 9 of the current TXID's image. */
   async snapshot(): Promise<LtxFileInfo> {
     const image = this.images.get(this.txid)!;
-    const pages = pagesOf(image, this.pageSize);
-    const lock = lockPgno(this.pageSize);
-    const all = pages.map((data, i) => ({ pgno: i + 1, data })).filter((p) => p.pgno !== lock);
-    return this.put(9, 1, this.txid, pages.length, all);
+    return this.put(9, 1, this.txid, image.length / this.pageSize, imagePages(image, this.pageSize));
   }
 
   /** Merges the files of `level - 1` covering min..max into one file at `level` (newest page wins). */
@@ -127,15 +80,19 @@ export class TestPrimary {
     minTxid: Txid,
     maxTxid: Txid,
     commit: number,
-    pages: Array<{ pgno: number; data: Uint8Array }>,
+    pages: LtxPage[],
   ): Promise<LtxFileInfo> {
-    const timestamp = this.clock + maxTxid * 1000;
-    const bytes = encodeLtxFile(header(this.pageSize, commit, minTxid, maxTxid, timestamp), pages, {
-      encoding: this.encoding,
-    });
-    const info = await this.client.writeFile({ level, minTxid, maxTxid }, bytes, {
-      timestamp: new Date(timestamp),
-    });
+    const info = await writeLtxFile(
+      this.client,
+      { level, minTxid, maxTxid },
+      {
+        pageSize: this.pageSize,
+        commit,
+        timestamp: this.clock + maxTxid * 1000,
+        pages,
+        encoding: this.encoding,
+      },
+    );
     this.files.push(info);
     return info;
   }

@@ -1,39 +1,14 @@
-import type { Txid } from '../src/util/txid.js';
+import type { Replica } from '../src/replica/replica.js';
 
 /*
- * What the VFS needs from a replica: the read-side seam of src/replica/replica.ts (ReplicaView,
- * HydrationStatus, and the part of Replica the VFS calls). Declared structurally here so the VFS
- * can also run over any other source of consistent page views (tests use an in-memory one).
+ * What the VFS needs from a replica: the read-side seam of src/replica/replica.ts. The types come
+ * from there; ReplicaSource is only the part of Replica the VFS calls, so the VFS can also run over
+ * any other source of consistent page views (tests use an in-memory one).
  */
 
-export interface HydrationStatus {
-  state: 'off' | 'running' | 'done' | 'error';
-  txid: Txid;
-  pagesDone: number;
-  pagesTotal: number;
-  bytesDownloaded: number;
-  error?: string;
-}
+export type { HydrationStatus, ReplicaView } from '../src/replica/replica.js';
 
-/** One consistent TXID of the database; immutable while held. */
-export interface ReplicaView {
-  readonly txid: Txid;
-  readonly pageSize: number;
-  readonly pageCount: number;
-  readonly timestamp: Date;
-  /** Page bytes (pgno 1-based), true bytes as stored (the VFS patches page 1 itself). */
-  readPage(pgno: number): Promise<Uint8Array>;
-  /** The same, only when it can be answered without I/O. */
-  readPageSync(pgno: number): Uint8Array | undefined;
-  release(): void;
-}
-
-export interface ReplicaSource {
-  acquireLatest(): ReplicaView;
-  acquireAt(target: { txid?: Txid; timestamp?: Date }): Promise<ReplicaView>;
-  lagSeconds(): number;
-  hydration(): HydrationStatus;
-}
+export type ReplicaSource = Pick<Replica, 'acquireLatest' | 'acquireAt' | 'lagSeconds' | 'hydration'>;
 
 /** Resolves the path of a `file:<name>?vfs=ltx` URI to a registered replica. */
 export interface ReplicaRegistry {

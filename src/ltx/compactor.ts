@@ -1,8 +1,8 @@
 import { LtxvfsError } from '../util/errors.js';
-import { HEADER_FLAG_NO_CHECKSUM, type PageEncoding } from './constants.js';
+import type { PageEncoding } from './constants.js';
 import { type DecodedPage, LtxStreamDecoder } from './decoder.js';
 import { LtxEncoder } from './encoder.js';
-import type { LtxHeader } from './header.js';
+import { type LtxHeader, litestreamHeader } from './header.js';
 import type { Lz4Compressor } from './lz4-block.js';
 
 export interface CompactOptions {
@@ -65,20 +65,13 @@ export async function* compactLtx(
     list[i].keepUpTo = Math.min(list[i].header.commit, list[i + 1].keepUpTo);
   const first = list[0].header;
   const last = list[list.length - 1].header;
-  const header: LtxHeader = {
-    flags: HEADER_FLAG_NO_CHECKSUM,
+  const header = litestreamHeader({
     pageSize: last.pageSize,
     commit: last.commit,
     minTxid: first.minTxid,
     maxTxid: last.maxTxid,
     timestamp: options.timestamp ?? last.timestamp,
-    preApplyChecksum: 0n,
-    walOffset: 0,
-    walSize: 0,
-    walSalt1: 0,
-    walSalt2: 0,
-    nodeId: 0n,
-  };
+  });
   const encoder = new LtxEncoder(header, { encoding: options.encoding, compressor: options.compressor });
   yield encoder.begin();
 

@@ -33,6 +33,34 @@ export interface LtxTrailer {
   fileChecksum: bigint;
 }
 
+/**
+ * The header of a file as Litestream v0.5 writes them: NoChecksum flag, pre-apply checksum and
+ * node ID zero; the WAL fields only when the file was cut from a WAL (zeros otherwise).
+ */
+export function litestreamHeader(fields: {
+  pageSize: number;
+  commit: number;
+  minTxid: Txid;
+  maxTxid: Txid;
+  timestamp: number;
+  wal?: { offset: number; size: number; salt1: number; salt2: number } | null;
+}): LtxHeader {
+  return {
+    flags: HEADER_FLAG_NO_CHECKSUM,
+    pageSize: fields.pageSize,
+    commit: fields.commit,
+    minTxid: fields.minTxid,
+    maxTxid: fields.maxTxid,
+    timestamp: fields.timestamp,
+    preApplyChecksum: 0n,
+    walOffset: fields.wal?.offset ?? 0,
+    walSize: fields.wal?.size ?? 0,
+    walSalt1: fields.wal?.salt1 ?? 0,
+    walSalt2: fields.wal?.salt2 ?? 0,
+    nodeId: 0n,
+  };
+}
+
 /** A snapshot holds the whole database: any file starting at TXID 1. */
 export function isSnapshot(h: Pick<LtxHeader, 'minTxid'>): boolean {
   return h.minTxid === 1;

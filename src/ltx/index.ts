@@ -32,6 +32,7 @@ export {
   isValidPageSize,
   type LtxHeader,
   type LtxTrailer,
+  litestreamHeader,
   validateHeader,
 } from './header.js';
 export {

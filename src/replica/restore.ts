@@ -1,16 +1,7 @@
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  ftruncateSync,
-  openSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, ftruncateSync } from 'node:fs';
 import { type LtxHeader, LtxStreamDecoder, lockPgno } from '../ltx/index.js';
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
+import { writeAllSync, writeFileAtomic } from '../util/atomic-file.js';
 import { LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
 import { listAllLevels, planRestore, type RestoreTarget } from './plan.js';
@@ -65,11 +56,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   const plan = planRestore(await listAllLevels(client), options, { url: client.url });
   const bytesTotal = plan.reduce((n, f) => n + f.size, 0);
   const chunkBytes = options.chunkBytes ?? 4 * 1024 * 1024;
-  const tmp = `${outPath}.tmp`;
-  const fd = openSync(tmp, 'w');
   let bytesRead = 0;
-  let last: LtxHeader | undefined;
-  try {
+  const header = await writeFileAtomic(outPath, async (fd) => {
+    let last: LtxHeader | undefined;
     for (const [i, file] of plan.entries()) {
       const name = `${client.url} level ${file.level} ${formatTxid(file.minTxid)}-${formatTxid(file.maxTxid)}.ltx`;
       const counted = async function* () {
@@ -94,7 +83,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
           );
         }
         for await (const page of decoder.pages()) {
-          writeAll(fd, page.data, (page.pgno - 1) * header.pageSize);
+          writeAllSync(fd, page.data, (page.pgno - 1) * header.pageSize);
         }
         await decoder.trailer();
         last = header;
@@ -106,25 +95,13 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       }
       options.onProgress?.({ filesDone: i + 1, files: plan.length, bytesRead, bytesTotal });
     }
-    const header = last!;
-    ftruncateSync(fd, header.commit * header.pageSize);
-    const lock = lockPgno(header.pageSize);
-    if (lock <= header.commit) writeAll(fd, new Uint8Array(header.pageSize), (lock - 1) * header.pageSize);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  closeSync(fd);
-  renameSync(tmp, outPath);
-  const dirFd = openSync(dirname(outPath), 'r');
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
-  }
-  return { txid: last!.maxTxid, pageSize: last!.pageSize, commit: last!.commit, files: plan, bytesRead };
+    const final = last!;
+    ftruncateSync(fd, final.commit * final.pageSize);
+    const lock = lockPgno(final.pageSize);
+    if (lock <= final.commit) writeAllSync(fd, new Uint8Array(final.pageSize), (lock - 1) * final.pageSize);
+    return final;
+  });
+  return { txid: header.maxTxid, pageSize: header.pageSize, commit: header.commit, files: plan, bytesRead };
 }
 
 /** A stored file as a stream of range reads (memory: one chunk). */
@@ -138,9 +115,4 @@ export async function* fileChunks(
     if (chunk.length === 0) break;
     yield chunk;
   }
-}
-
-function writeAll(fd: number, data: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done);
 }

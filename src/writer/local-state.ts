@@ -1,15 +1,6 @@
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { writeAllSync, writeFileAtomicSync } from '../util/atomic-file.js';
 import { LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
 
@@ -132,34 +123,14 @@ export class LocalState {
   }
 
   private writeAtomic(path: string, chunks: Iterable<Uint8Array>): number {
-    const tmp = `${path}.tmp`;
-    const fd = openSync(tmp, 'w');
-    let size = 0;
-    try {
+    return writeFileAtomicSync(path, (fd) => {
+      let size = 0;
       for (const chunk of chunks) {
-        let done = 0;
-        while (done < chunk.length) done += writeSync(fd, chunk, done, chunk.length - done);
+        writeAllSync(fd, chunk);
         size += chunk.length;
       }
-      fsyncSync(fd);
-    } catch (err) {
-      closeSync(fd);
-      rmSync(tmp, { force: true });
-      throw err;
-    }
-    closeSync(fd);
-    renameSync(tmp, path);
-    fsyncDir(dirname(path));
-    return size;
-  }
-}
-
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+      return size;
+    });
   }
 }
 
