@@ -142,7 +142,40 @@ export function renderMarkdown(report: BenchReport, chartFile: string): string {
     `![cold reads](${chartFile})`,
     '',
   ];
-  return `${head.join('\n')}\n${report.sections.map(renderSection).join('\n')}`;
+  const summary = renderColdSummary(report);
+  return `${head.join('\n')}\n${summary ? `${summary}\n` : ''}${report.sections.map(renderSection).join('\n')}`;
+}
+
+/**
+ * The cold-read table pivoted to one row per dataset and query, one column per approach
+ * (`ms (requests)`): the table the README quotes.
+ */
+export function renderColdSummary(report: BenchReport): string {
+  const cold = report.sections.find((s) => s.id === 'cold' && !s.skipped);
+  if (!cold) return '';
+  const approaches = [...new Set(cold.rows.map((r) => String(r.approach)))];
+  const keys = [...new Set(cold.rows.map((r) => `${r.dataset}\u0000${r.query}`))];
+  const rows = keys.map((key) => {
+    const [dataset, query] = key.split('\u0000') as [string, string];
+    const row: Record<string, Cell> = { dataset, query };
+    for (const approach of approaches) {
+      const hit = cold.rows.find(
+        (r) => r.dataset === dataset && r.query === query && r.approach === approach,
+      );
+      const ms = hit?.['ms (median)'];
+      row[approach] =
+        typeof ms === 'number'
+          ? `${ms.toLocaleString('en-US')} ms (${hit?.requests} req)`
+          : String(hit?.['bytes read'] ?? '-').replace(/^not run: /, 'not run: ');
+    }
+    return row;
+  });
+  return [
+    '## Summary: cold open to first row, ms (requests to the store)',
+    '',
+    markdownTable(['dataset', 'query', ...approaches], rows),
+    '',
+  ].join('\n');
 }
 
 const PALETTE = ['#2b6cb0', '#dd6b20', '#718096', '#38a169', '#805ad5', '#c53030'];
