@@ -18,8 +18,9 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openReplicaClient, S3ReplicaClient } from '../src/storage/index.js';
+import { openReplicaClient } from '../src/storage/index.js';
 import { DEFAULT_RETRY_POLICY, withRetry } from '../src/storage/retry.js';
+import { S3ReplicaClient } from '../src/storage/s3-client.js';
 import { createTestBucket, describeS3, s3Endpoint, testReplicaUrl } from './support/s3.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 

@@ -1,7 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { FileReplicaClient } from './file-client.js';
 import type { RetryPolicy } from './retry.js';
-import { S3ReplicaClient } from './s3-client.js';
+import { LazyS3ReplicaClient } from './s3-lazy.js';
 import type { ReplicaClient } from './types.js';
 import { parseReplicaUrl } from './url.js';
 
@@ -21,12 +21,13 @@ export interface OpenReplicaClientOptions {
 /**
  * The one entry point: `s3://bucket/path?...`, `file:///abs/dir` or a directory path to a
  * ReplicaClient. Throws STORAGE_BAD_URL (naming the URL) for anything malformed. Opening does no
- * I/O; the first request reports missing buckets, bad credentials or an unreachable endpoint.
+ * I/O; the first request reports missing buckets, bad credentials or an unreachable endpoint. The
+ * S3 SDK is loaded at the first request of an S3 replica, never for a file replica.
  */
 export function openReplicaClient(url: string, options: OpenReplicaClientOptions = {}): ReplicaClient {
   const location = parseReplicaUrl(url);
   if (location.kind === 'file') return new FileReplicaClient(location.root);
-  return new S3ReplicaClient(location, options);
+  return new LazyS3ReplicaClient(location, options);
 }
 
 export { FileReplicaClient } from './file-client.js';
@@ -37,9 +38,12 @@ export {
   parseLtxFileName,
   SNAPSHOT_LEVEL,
 } from './keys.js';
-export { SpoolFile, spoolChunks } from './local-source.js';
+export { removeStaleSpools, SpoolFile, spoolChunks } from './local-source.js';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.js';
-export { S3ReplicaClient, type S3ReplicaClientOptions } from './s3-client.js';
+// Type-only: importing the class itself would load @aws-sdk/client-s3 with this module (the
+// CLI's start-up time). LazyS3ReplicaClient.client() gives the real one; or import ./s3-client.js.
+export type { S3ReplicaClient, S3ReplicaClientOptions } from './s3-client.js';
+export { LazyS3ReplicaClient } from './s3-lazy.js';
 export { formatRfc3339Nano, LITESTREAM_TIMESTAMP_METADATA, parseRfc3339 } from './timestamp.js';
 export type * from './types.js';
 export { parseReplicaUrl, type ReplicaLocation, type S3ReplicaLocation } from './url.js';
