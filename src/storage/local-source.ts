@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, unlinkSync, write, writeSync } from 'node:fs';
-import { stat, unlink } from 'node:fs/promises';
+import { readdir, stat, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LtxvfsError } from '../util/errors.js';
 import type { LocalFileSource } from './types.js';
+
+const SPOOL_SUFFIX = '.spool.tmp';
+const SPOOL_NAME = /^\.[\w-]+-(\d+)-[0-9a-f]{12}\.spool\.tmp$/;
 
 /** Bytes a spool gathers before one write() call: big enough to keep syscalls rare. */
 const SPOOL_BUFFER_BYTES = 1024 * 1024;
@@ -52,7 +55,7 @@ export class SpoolFile implements LocalFileSource {
 
   /** Creates an empty spool file in `dir` (default: the OS temp directory). */
   constructor(dir: string = tmpdir(), prefix = 'ltxvfs-spool') {
-    this.path = join(dir, `.${prefix}-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
+    this.path = join(dir, `.${prefix}-${process.pid}-${randomBytes(6).toString('hex')}${SPOOL_SUFFIX}`);
     try {
       this.fd = openSync(this.path, 'wx', 0o600);
     } catch (err) {
@@ -188,5 +191,37 @@ async function writeAll(fd: number, data: Uint8Array, path: string): Promise<voi
           : resolve(written),
       ),
     );
+  }
+}
+
+/**
+ * Deletes spool files in `dir` left by processes that no longer exist (killed mid-write; a
+ * normal exit or a thrown error removes its own). Returns how many were removed.
+ */
+export async function removeStaleSpools(dir: string = tmpdir()): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const name of names) {
+    const pid = SPOOL_NAME.exec(name)?.[1];
+    if (pid === undefined || Number(pid) === process.pid || isAlive(Number(pid))) continue;
+    await unlink(join(dir, name)).then(
+      () => removed++,
+      () => {},
+    );
+  }
+  return removed;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -1,4 +1,6 @@
-import { compactLtx, decodeLtxFile, type PageEncoding } from '../ltx/index.js';
+import { tmpdir } from 'node:os';
+import { compactLtx, LtxStreamDecoder, type PageEncoding } from '../ltx/index.js';
+import { removeStaleSpools, spoolChunks } from '../storage/local-source.js';
 import type { LtxFileInfo, LtxFileRef, ReplicaClient } from '../storage/types.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
@@ -29,6 +31,11 @@ export interface CompactionSchedulerOptions {
   encoding?: PageEncoding;
   /** Bytes of input chunks one compaction may hold in memory at once (default 64 MiB). */
   readBudgetBytes?: number;
+  /**
+   * Directory of the temp file each output is written to before its upload (default the OS temp
+   * directory); it needs room for one output, about the database size for L9-sized merges.
+   */
+  spoolDir?: string;
 }
 
 export interface CompactionStats {
@@ -56,6 +63,8 @@ export class CompactionScheduler {
   private readonly log: (line: string) => void;
   private readonly encoding: PageEncoding | undefined;
   private readonly readBudgetBytes: number;
+  private readonly spoolDir: string;
+  private staleSpoolsRemoved = false;
   /** Newest file per level as far as this process knows; undefined = not listed yet. */
   private readonly newest = new Map<number, LtxFileInfo | null>();
   /** Boundary each level (and L9) last ran at, so one boundary costs one attempt. */
@@ -73,6 +82,7 @@ export class CompactionScheduler {
     this.log = opts.logger ?? (() => {});
     this.encoding = opts.encoding;
     this.readBudgetBytes = opts.readBudgetBytes ?? 64 * 1024 * 1024;
+    this.spoolDir = opts.spoolDir ?? tmpdir();
   }
 
   stats(): CompactionStats {
@@ -202,22 +212,25 @@ export class CompactionScheduler {
     const gate = new RequestGate(8);
     const chunkSize = chooseChunkSize(plan.inputs.length, this.readBudgetBytes);
     const inputs = plan.inputs.map((f) => streamStoredFile(this.client, f, chunkSize, gate));
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    for await (const chunk of compactLtx(inputs, {
-      timestamp,
-      ...(this.encoding ? { encoding: this.encoding } : {}),
-    })) {
-      chunks.push(chunk);
-      size += chunk.length;
+    if (!this.staleSpoolsRemoved) {
+      this.staleSpoolsRemoved = true;
+      const stale = await removeStaleSpools(this.spoolDir);
+      if (stale > 0) this.log(`removed ${stale} temp file(s) of killed compactions from ${this.spoolDir}`);
     }
-    const data = concat(chunks, size);
+    // The output goes to a local temp file, then up in one streamed create-only write: memory
+    // stays at the input windows plus a 1 MiB buffer, whatever the size of the database.
+    const output = await spoolChunks(
+      compactLtx(inputs, { timestamp, ...(this.encoding ? { encoding: this.encoding } : {}) }),
+      this.spoolDir,
+    );
     let written: LtxFileInfo;
     try {
-      written = await this.client.writeFile(ref, data, { timestamp: new Date(timestamp) });
+      written = await this.client.writeFileFrom(ref, output, { timestamp: new Date(timestamp) });
     } catch (err) {
       if (!isLtxvfsError(err, 'STORAGE_EXISTS')) throw err;
       written = await this.adoptExisting(ref);
+    } finally {
+      await output.remove();
     }
     this.noteWritten(written, timestamp);
     this.counters.compactions++;
@@ -233,10 +246,24 @@ export class CompactionScheduler {
    * if it decodes cleanly and covers exactly the same TXIDs.
    */
   private async adoptExisting(ref: LtxFileRef): Promise<LtxFileInfo> {
-    const bytes = await this.client.readFile(ref);
+    const listed = (await this.client.listFiles(ref.level, { fromTxid: ref.minTxid })).find(
+      (f) => f.minTxid === ref.minTxid && f.maxTxid === ref.maxTxid,
+    );
+    if (!listed) {
+      throw new LtxvfsError(
+        'STORAGE_NOT_FOUND',
+        `${describeFile(ref)} in ${this.client.url} was reported to exist but is not listed`,
+      );
+    }
+    // Decoded as a stream (ranged reads), so a large existing output costs no more memory than
+    // writing it did.
+    const decoder = new LtxStreamDecoder(
+      streamStoredFile(this.client, listed, chooseChunkSize(1, this.readBudgetBytes), new RequestGate(2)),
+    );
     let header: { minTxid: Txid; maxTxid: Txid };
     try {
-      header = decodeLtxFile(bytes, { verify: true }).header;
+      header = await decoder.header();
+      await decoder.trailer();
     } catch (err) {
       throw new LtxvfsError(
         'REPLICA_CORRUPT',
@@ -250,11 +277,8 @@ export class CompactionScheduler {
         `${describeFile(ref)} in ${this.client.url} holds TXIDs ${formatTxid(header.minTxid)}-${formatTxid(header.maxTxid)}`,
       );
     }
-    const listed = (await this.client.listFiles(ref.level, { fromTxid: ref.minTxid })).find(
-      (f) => f.minTxid === ref.minTxid && f.maxTxid === ref.maxTxid,
-    );
     this.log(`${describeFile(ref)} was already written (earlier run); verified and kept`);
-    return listed ?? { ...ref, size: bytes.length, createdAt: new Date(this.now()) };
+    return listed;
   }
 
   private async snapshot(): Promise<LtxFileInfo | 'exists' | 'nothing'> {
@@ -319,15 +343,4 @@ export class CompactionScheduler {
       `deleted ${files.length} file(s) ${why}: ${files.length === 1 ? describeFile(first) : `${describeFile(first)} .. ${describeFile(last)}`}`,
     );
   }
-}
-
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }
