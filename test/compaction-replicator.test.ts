@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { readdir } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listAllLevels } from '../src/replica/plan.js';
@@ -110,5 +111,9 @@ describe('compaction inside the replicator', () => {
     await expectRestoresMatch(client, new Map([[latest, later.get(latest)!]]), join(tmp.dir, 'restores'));
     const err = await restore({ client, outPath: join(tmp.dir, 'old.db'), txid: 2 }).catch((e: unknown) => e);
     expect(isLtxvfsError(err, 'TXID_NOT_AVAILABLE'), String(err)).toBe(true);
+    // Snapshots and compaction outputs were spooled through temp files beside the local state;
+    // none is left behind.
+    const localState = join(dirname(dbPath), `.${basename(dbPath)}-ltxvfs`);
+    expect((await readdir(localState)).filter((name) => name.endsWith('.tmp'))).toEqual([]);
   }, 120_000);
 });

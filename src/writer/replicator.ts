@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { lockPgno, type PageEncoding } from '../ltx/index.js';
 import { listAllLevels } from '../replica/plan.js';
-import { openReplicaClient } from '../storage/index.js';
+import { openReplicaClient, SpoolFile } from '../storage/index.js';
 import type { LtxFileInfo, ReplicaClient, RequestStats } from '../storage/types.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
@@ -254,6 +254,7 @@ export class Replicator extends EventEmitter {
         takeSnapshot: () => this.takeSnapshot(),
         logger: (line) => this.logger.info(line),
         encoding: this.opts.encoding,
+        spoolDir: this.local.dir,
       });
       this.compactor.start(this.options.compactionPollMs ?? 1000);
     }
@@ -450,13 +451,17 @@ export class Replicator extends EventEmitter {
   async takeSnapshot(): Promise<LtxFileInfo | null> {
     const built = await this.serialized(() => {
       this.syncLocal();
-      return this.buildSnapshotBytes();
+      return this.buildSnapshotFile();
     });
     if (!built) return null;
-    this.lease?.check();
-    return this.client.writeFile({ level: 9, minTxid: 1, maxTxid: built.txid }, built.bytes, {
-      timestamp: new Date(built.timestamp),
-    });
+    try {
+      this.lease?.check();
+      return await this.client.writeFileFrom({ level: 9, minTxid: 1, maxTxid: built.txid }, built.file, {
+        timestamp: new Date(built.timestamp),
+      });
+    } finally {
+      await built.file.remove();
+    }
   }
 
   /** Final sync (local), waits for uploads up to `drainMs`, releases the lease, closes. */
@@ -850,7 +855,7 @@ export class Replicator extends EventEmitter {
     this.framesSinceCheckpoint = 0;
   }
 
-  private buildSnapshotBytes(): { txid: Txid; bytes: Uint8Array; timestamp: number } | null {
+  private buildSnapshotFile(): { txid: Txid; file: SpoolFile; timestamp: number } | null {
     const db = this.db!;
     const state = this.state;
     if (!state || state.txid === 0) return null;
@@ -889,31 +894,30 @@ export class Replicator extends EventEmitter {
             }
           : null,
     });
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    for (const chunk of encodeLtxChunks(
-      ltxHeader,
-      fullPages({
-        pageSize: state.pageSize,
-        commit: state.commit,
-        walPages,
-        source,
-        header,
-        db,
-        walPath: db.walPath,
-      }),
-      this.opts.encoding,
-    )) {
-      chunks.push(chunk);
-      size += chunk.length;
+    // Written to a temp file beside the local state as it is encoded (synchronously: the pages
+    // must come from this one read transaction), then streamed up: memory stays ~1 MiB.
+    const file = new SpoolFile(this.local.dir, 'snapshot');
+    try {
+      for (const chunk of encodeLtxChunks(
+        ltxHeader,
+        fullPages({
+          pageSize: state.pageSize,
+          commit: state.commit,
+          walPages,
+          source,
+          header,
+          db,
+          walPath: db.walPath,
+        }),
+        this.opts.encoding,
+      ))
+        file.writeSync(chunk);
+      file.finish();
+    } catch (err) {
+      file.removeSync();
+      throw err;
     }
-    const bytes = new Uint8Array(size);
-    let at = 0;
-    for (const c of chunks) {
-      bytes.set(c, at);
-      at += c.length;
-    }
-    return { txid: state.txid, bytes, timestamp };
+    return { txid: state.txid, file, timestamp };
   }
 }
 
