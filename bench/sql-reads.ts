@@ -3,7 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { restore } from '../src/replica/restore.js';
 import { openReplicaClient } from '../src/storage/index.js';
-import type { ReplicaClient, RequestStats } from '../src/storage/types.js';
+import type { RequestStats } from '../src/storage/types.js';
 import { Replicator } from '../src/writer/replicator.js';
 import { createLtx, type SqlValue } from '../vfs/index.js';
 import type { Dataset } from './datasets.js';
