@@ -12,7 +12,9 @@ export function buildProgram(): Command {
   const program = new Command();
   program
     .name('ltxvfs')
-    .description('Instant read-only SQLite replicas served straight from object storage (Litestream v0.5 LTX)')
+    .description(
+      'Instant read-only SQLite replicas served straight from object storage (Litestream v0.5 LTX)',
+    )
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerCommands(program);

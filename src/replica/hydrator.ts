@@ -39,6 +39,11 @@ interface Sidecar {
   valid: string;
 }
 
+/** The JSON file beside a hydrated file that says which pages it holds, at which TXID. */
+export function hydrationSidecarPath(filePath: string): string {
+  return `${filePath}.ltxvfs-hydration.json`;
+}
+
 /** Bytes fetched between two checkpoints (sync + sidecar) and advance checks. */
 const ROUND_BYTES = 32 * 1024 * 1024;
 /** Parallel range GETs while downloading. */
@@ -88,7 +93,7 @@ export class Hydrator {
   ) {}
 
   private get sidecarPath(): string {
-    return `${this.filePath}.ltxvfs-hydration.json`;
+    return hydrationSidecarPath(this.filePath);
   }
 
   private get tempPath(): string {

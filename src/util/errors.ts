@@ -42,6 +42,7 @@ export type ErrorCode =
   | 'REPLICA_NOT_REGISTERED'
   | 'REPLICA_READONLY'
   | 'REPLICA_CORRUPT'
+  | 'HYDRATION_FAILED'
   | 'SQL_ERROR'
   | 'BAD_ARGUMENT';
 

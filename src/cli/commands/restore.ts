@@ -3,6 +3,7 @@ import { type RestoreProgress, restore } from '../../replica/restore.js';
 import { openReplicaClient } from '../../storage/index.js';
 import { LtxvfsError } from '../../util/errors.js';
 import { formatTxid, parseTxid } from '../../util/txid.js';
+import { formatMiB, progressBar, StatusLine } from '../progress.js';
 
 interface RestoreFlags {
   output: string;
@@ -27,16 +28,13 @@ export function register(program: Command): void {
       const txid = flags.txid === undefined ? undefined : parseTxid(flags.txid);
       const timestamp = flags.timestamp === undefined ? undefined : parseTimestamp(flags.timestamp);
       const client = openReplicaClient(url);
-      const tty = process.stderr.isTTY === true;
+      // A bar on a terminal only; a pipe gets just the result line.
+      const status = new StatusLine(process.stderr);
       const onProgress = (p: RestoreProgress) => {
-        if (!tty || p.bytesTotal < PROGRESS_MIN_BYTES) return;
-        const pct = Math.floor((p.bytesRead / Math.max(1, p.bytesTotal)) * 100);
-        const width = 30;
-        const filled = Math.round((pct / 100) * width);
-        process.stderr.write(
-          `\rrestoring [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${pct}% (${p.filesDone}/${p.files} files, ${(p.bytesRead / 1048576).toFixed(1)} MiB)`,
-        );
-        if (p.filesDone === p.files) process.stderr.write('\n');
+        if (p.bytesTotal < PROGRESS_MIN_BYTES) return;
+        const text = `restoring ${progressBar(p.bytesRead / p.bytesTotal)} (${p.filesDone}/${p.files} files, ${formatMiB(p.bytesRead)})`;
+        if (p.filesDone === p.files) status.finish(text);
+        else status.update(text);
       };
       try {
         const result = await restore({
@@ -51,6 +49,7 @@ export function register(program: Command): void {
           `restored TXID ${formatTxid(result.txid)} (${result.commit} pages of ${result.pageSize} bytes, ${result.files.length} files) to ${flags.output}\n`,
         );
       } finally {
+        status.clear();
         await client.close();
       }
     });
