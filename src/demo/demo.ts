@@ -83,6 +83,14 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   let writer: NodeJS.Timeout | undefined;
   let revisedBefore: { txid: Txid; row: ReviewRow } | undefined;
   let historyShown = false;
+  let failed = false;
+  // Ctrl-C ends the story early, but still the clean way: final sync, check, clean up.
+  let interrupted = false;
+  const onInterrupt = () => {
+    interrupted = true;
+    say('demo', 'interrupted: finishing up');
+  };
+  process.on('SIGINT', onInterrupt);
   try {
     // The primary: an app database with some history already in it.
     primary = new Database(dbPath);
@@ -151,7 +159,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     const reportEveryMs = Math.max(1000, duration / 15);
     const reviseAt = duration * 0.3;
     const historyAt = duration * 0.55;
-    while (elapsed() < duration) {
+    while (elapsed() < duration && !interrupted) {
       await sleep(Math.min(reportEveryMs, Math.max(100, duration - elapsed())));
       const newest = (await reader.get(NEWEST_REVIEW)) as unknown as ReviewRow | undefined;
       const txid = await reader.pragma('ltx_txid');
@@ -210,14 +218,27 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     if (!historyShown)
       say('history', 'skipped: the run was too short to revise a review (use a longer --duration)');
     await reader.close();
-    if (!same) throw new Error(`the replica shows ${final.n} reviews but the primary has ${primaryCount}`);
+    if (!same) {
+      throw new LtxvfsError(
+        'REPLICA_CORRUPT',
+        `the replica shows ${final.n} reviews but the primary has ${primaryCount} (kept ${dir} for inspection)`,
+      );
+    }
+  } catch (err) {
+    failed = true;
+    throw err;
   } finally {
+    process.off('SIGINT', onInterrupt);
     if (writer) clearInterval(writer);
     await ltx?.close();
     await replicator?.stop();
     primary?.close();
+    // A failed run keeps its files to look at; a clean one removes them unless asked to keep.
+    if (!failed && !options.keep) await rm(dir, { recursive: true, force: true });
   }
 
+  // Like any command stopped by Ctrl-C, after the clean finish.
+  if (interrupted) process.exitCode = 130;
   out('');
   const pastTxid = revisedBefore ? formatTxid(revisedBefore.txid) : '1';
   if (options.keep) {
@@ -231,7 +252,6 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     );
     out(`  ltxvfs restore ${replicaDir} -o ${path.join(dir, 'restored.db')}`);
   } else {
-    await rm(dir, { recursive: true, force: true });
     out('Cleaned up. Run `ltxvfs demo --keep` to keep the replica, then try:');
     out('  ltxvfs ls <dir>/replica');
     out(
