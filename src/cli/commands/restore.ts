@@ -20,7 +20,7 @@ export function register(program: Command): void {
     .command('restore')
     .description('restore the database at a TXID or time (default: the latest) into a new file')
     .argument('<replica-url>', 's3://bucket/path, file:///abs/dir, or a directory')
-    .requiredOption('-o, --output <out.db>', 'the file to write (temp file, fsync, rename)')
+    .requiredOption('-o, --output <out.db>', 'the file to write, required (temp file, fsync, rename)')
     .option('--txid <txid>', 'restore exactly this TXID (decimal, 0x-hex or 16 hex digits)')
     .option('--timestamp <time>', 'restore the newest state created at or before this RFC 3339 time')
     .option('--force', 'overwrite the output file if it exists')

@@ -6,7 +6,10 @@ import { LtxvfsError } from '../../util/errors.js';
 export function register(program: Command): void {
   program
     .command('verify')
-    .description("check every LTX file's checksums (full decode) and the contiguity of every level")
+    .summary("check every LTX file's checksums and the contiguity of every level")
+    .description(
+      "check every LTX file (full decode, checksums), that every level tiles its TXIDs, and that the latest state restores; prints 'ok: ...' or one 'problem: ...' line each (exit 1)",
+    )
     .argument('<replica-url>', 's3://bucket/path, file:///abs/dir, or a directory')
     .action(async (url: string) => {
       const client = openReplicaClient(url);
