@@ -125,7 +125,8 @@ async function ensureReferenceTools() {
     ],
     { capture: true },
   );
-  if (installed.code !== 0) log(`could not install ${missing.join(' ')}; the suites that need them will skip`);
+  if (installed.code !== 0)
+    log(`could not install ${missing.join(' ')}; the suites that need them will skip`);
 }
 
 async function main() {

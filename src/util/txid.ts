@@ -18,7 +18,11 @@ export function parseTxid(text: string): Txid {
   if (/^[0-9a-fA-F]{16}$/.test(s)) value = BigInt(`0x${s}`);
   else if (/^0[xX][0-9a-fA-F]+$/.test(s)) value = BigInt(s);
   else if (/^[0-9]+$/.test(s)) value = BigInt(s);
-  else throw new LtxvfsError('BAD_ARGUMENT', `invalid TXID "${text}": expected decimal, 0x-hex, or 16 hex digits`);
+  else
+    throw new LtxvfsError(
+      'BAD_ARGUMENT',
+      `invalid TXID "${text}": expected decimal, 0x-hex, or 16 hex digits`,
+    );
   return txidFromBigInt(value, `TXID "${text}"`);
 }
 
