@@ -253,7 +253,7 @@ export function renderColdChart(points: ColdPoint[], title: string): string {
         const value = panel.value(point);
         const w = Math.max(1, scale(value));
         out.push(
-          `<rect x="${panel.x}" y="${y}" width="${w.toFixed(1)}" height="${bar - 2}" fill="${PALETTE[ai % PALETTE.length]}"/>`,
+          `<rect class="bar" x="${panel.x}" y="${y}" width="${w.toFixed(1)}" height="${bar - 2}" fill="${PALETTE[ai % PALETTE.length]}"/>`,
           `<text x="${(panel.x + w + 3).toFixed(1)}" y="${y + bar - 4}">${formatShort(value)}</text>`,
         );
       });
