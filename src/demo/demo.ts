@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { createLtx } from '../../vfs/index.js';
+import { createLtx, type Ltx } from '../../vfs/index.js';
 import type { HydrationStatus } from '../replica/replica.js';
 import { Replica } from '../replica/replica.js';
 import { LtxvfsError } from '../util/errors.js';
@@ -10,13 +10,6 @@ import { formatTxid, type Txid } from '../util/txid.js';
 import { Replicator } from '../writer/replicator.js';
 import { INSERT_REVIEW, makeReview, REVIEWS_SCHEMA, seededRandom, stars } from './reviews.js';
 
-/**
- * `ltxvfs demo`: the whole story in one process, on the embedded default (a local directory as
- * the replica store). A sandwich-review app writes to its SQLite database while the real
- * replicator ships every commit as an LTX file; a read replica opened with
- * `file:replica.db?vfs=ltx` follows it, says what it sees and how far behind it is, answers a
- * question about the past, and hydrates a local copy in the background.
- */
 export interface DemoOptions {
   durationMs: number;
   keep: boolean;
@@ -45,7 +38,8 @@ function headline(r: ReviewRow): string {
   return `#${r.id} ${r.sandwich} ${stars(r.rating)} by ${r.reviewer}`;
 }
 
-function describe(r: ReviewRow): string {
+/** The same with the review's text. */
+function fullReview(r: ReviewRow): string {
   return `#${r.id} ${r.sandwich} ${stars(r.rating)} by ${r.reviewer}: "${r.body}"`;
 }
 
@@ -53,6 +47,13 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * `ltxvfs demo`: the whole story in one process, on the embedded default (a local directory as
+ * the replica store). A sandwich-review app writes to its SQLite database while the real
+ * replicator ships every commit as an LTX file; a read replica opened with
+ * `file:replica.db?vfs=ltx` follows it, says what it sees and how far behind it is, answers a
+ * question about the past, and hydrates a local copy in the background.
+ */
 export async function runDemo(options: DemoOptions): Promise<void> {
   const { out } = options;
   const started = performance.now();
@@ -79,7 +80,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
 
   let replicator: Replicator | undefined;
   let primary: Database.Database | undefined;
-  let ltx: Awaited<ReturnType<typeof createLtx>> | undefined;
+  let ltx: Ltx | undefined;
   let writer: NodeJS.Timeout | undefined;
   let revisedBefore: { txid: Txid; row: ReviewRow } | undefined;
   let historyShown = false;
@@ -193,8 +194,8 @@ export async function runDemo(options: DemoOptions): Promise<void> {
         const then = (await past.get(REVIEW_BY_ID, [REVISED_REVIEW_ID])) as unknown as ReviewRow;
         await past.close();
         const now = (await reader.get(REVIEW_BY_ID, [REVISED_REVIEW_ID])) as unknown as ReviewRow;
-        say('history', `${uri} -> ${describe(then)}`);
-        say('history', `${'file:replica.db?vfs=ltx (latest)'.padEnd(uri.length)} -> ${describe(now)}`);
+        say('history', `${uri} -> ${fullReview(then)}`);
+        say('history', `${'file:replica.db?vfs=ltx (latest)'.padEnd(uri.length)} -> ${fullReview(now)}`);
         historyShown = true;
       }
     }
