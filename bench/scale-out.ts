@@ -1,5 +1,4 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +7,7 @@ import { INSERT_REVIEW, makeReview, REVIEWS_SCHEMA, seededRandom } from '../src/
 import { Replicator } from '../src/writer/replicator.js';
 import type { BenchSection, Cell } from './report.js';
 import type { BenchContext } from './run.js';
+import { removeScratch } from './scratch.js';
 
 /**
  * 1, 4 and 16 reader processes follow one replica in S3 (through the latency proxy) while a
@@ -93,8 +93,7 @@ export async function runScaleOutSection(ctx: BenchContext): Promise<BenchSectio
   const bucket = `bench-scale-${Date.now().toString(36)}`;
   await ctx.s3.createBucket(bucket);
   const primaryPath = path.join(ctx.workDir, 'scale-out-primary.db');
-  for (const suffix of ['', '-wal', '-shm']) await rm(`${primaryPath}${suffix}`, { force: true });
-  await rm(path.join(ctx.workDir, '.scale-out-primary.db-ltxvfs'), { force: true, recursive: true });
+  await removeScratch(primaryPath);
 
   const db = new Database(primaryPath);
   db.pragma('journal_mode = WAL');
@@ -168,6 +167,7 @@ export async function runScaleOutSection(ctx: BenchContext): Promise<BenchSectio
     clearInterval(writer);
     await replicator.stop();
     db.close();
+    await removeScratch(primaryPath);
   }
   return {
     id: 'scale-out',

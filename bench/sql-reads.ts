@@ -1,4 +1,4 @@
-import { copyFile, rm } from 'node:fs/promises';
+import { copyFile } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { restore } from '../src/replica/restore.js';
@@ -9,6 +9,7 @@ import { createLtx, type SqlValue } from '../vfs/index.js';
 import type { Dataset } from './datasets.js';
 import { type BenchSection, type Cell, type ColdPoint, formatBytes } from './report.js';
 import type { BenchContext } from './run.js';
+import { removeScratch } from './scratch.js';
 
 /**
  * The read paths a newcomer would compare, all against the same replica in S3 behind the same
@@ -128,7 +129,7 @@ export async function runReadPathSections(
        * same whatever the query), then each query on a fresh better-sqlite3 connection to it.
        */
       const restoredPath = path.join(ctx.workDir, `${ds.name}-restored.db`);
-      await rm(restoredPath, { force: true });
+      await removeScratch(restoredPath);
       const restoreClient = openReplicaClient(proxiedUrl);
       const restoreBegun = performance.now();
       await restore({ client: restoreClient, outPath: restoredPath });
@@ -206,8 +207,7 @@ export async function runReadPathSections(
 
       // Hydration: open cold with a hydrate path and wait until the whole file is local.
       const hydratePath = path.join(ctx.workDir, `${ds.name}-hydrated.db`);
-      await rm(hydratePath, { force: true });
-      await rm(`${hydratePath}-ltxvfs`, { force: true, recursive: true });
+      await removeScratch(hydratePath);
       const client = openReplicaClient(proxiedUrl);
       const name = `bench-${++registered}.db`;
       const begun = performance.now();
@@ -293,8 +293,9 @@ export async function runReadPathSections(
       ctx.log(
         `reads ${ds.name}: hydrated in ${(hydrateMs / 1000).toFixed(1)} s; lookups/s hydrated ${Math.round(hydrated)} warm ${Math.round(warm)} native ${Math.round(native)}`,
       );
-      await rm(hydratePath, { force: true });
-      await rm(restoredPath, { force: true });
+      await removeScratch(hydratePath);
+      await removeScratch(restoredPath);
+      await removeScratch(path.join(ctx.workDir, `${ds.name}-primary.db`));
     }
   } finally {
     await ltx.close();
@@ -361,8 +362,7 @@ async function waitForHydration(
 /** The primary's side: copy the dataset, replicate it (snapshot + a few incremental commits). */
 async function replicateDataset(ctx: BenchContext, ds: Dataset, url: string): Promise<void> {
   const primary = path.join(ctx.workDir, `${ds.name}-primary.db`);
-  await rm(primary, { force: true });
-  await rm(`${primary}-wal`, { force: true });
+  await removeScratch(primary);
   await copyFile(ds.path, primary);
   const begun = performance.now();
   const replicator = new Replicator({ dbPath: primary, replica: url, syncIntervalMs: 100 });
