@@ -143,7 +143,11 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       } else if (h.state === 'error') {
         hydrationDone = true;
         say('hydrate', `failed: ${h.error ?? 'unknown error'} (reads keep going to the store)`);
-      } else if (h.state === 'running' && performance.now() - lastProgressAt > 150) {
+      } else if (
+        h.state === 'running' &&
+        h.pagesDone < h.pagesTotal &&
+        performance.now() - lastProgressAt > 150
+      ) {
         lastProgressAt = performance.now();
         const pct = h.pagesTotal > 0 ? Math.floor((100 * h.pagesDone) / h.pagesTotal) : 0;
         say(
