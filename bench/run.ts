@@ -88,6 +88,7 @@ async function main(argv: string[]): Promise<number> {
     .option('--only <list>', `sections to run: ${ALL_SECTIONS.join(',')}`)
     .option('--skip <list>', 'sections to leave out')
     .option('--out <dir>', 'where results go', 'bench/results')
+    .option('--tag <name>', 'appended to the result file names: <date>-<mode>-<tag>.{json,md,svg}')
     .option('--work-dir <dir>', 'databases and scratch files (kept between runs)', '.tmp/bench')
     .option('--rgw-port <port>', 'port of the RGW the benchmark starts', '7580')
     .option('--mon-port <port>', 'monitor port of that RGW', '3580');
@@ -101,6 +102,7 @@ async function main(argv: string[]): Promise<number> {
     only?: string;
     skip?: string;
     out: string;
+    tag?: string;
     workDir: string;
     rgwPort: string;
     monPort: string;
@@ -253,7 +255,7 @@ async function main(argv: string[]): Promise<number> {
     sections,
     cold,
   };
-  const base = `${started.toISOString().slice(0, 10)}-${mode}`;
+  const base = `${started.toISOString().slice(0, 10)}-${mode}${o.tag ? `-${o.tag.replace(/[^A-Za-z0-9._-]/g, '_')}` : ''}`;
   const files = await writeReport(report, outDir, base);
   log(`wrote ${files.map((f) => path.relative(root, f)).join(', ')}`);
   if (sections.some((s) => s.skipped?.startsWith('failed'))) exitCode = 1;
