@@ -133,6 +133,54 @@ describe('Replica request counts', () => {
     await replica.close();
   });
 
+  it('sequential read-ahead is pipelined: the next chunk is in flight while the current one is read', async () => {
+    // Every range GET takes 80 ms (longer than reading a chunk); the wrapper records how many overlap.
+    let inFlight = 0;
+    let maxInFlight = 0;
+    let gets = 0;
+    let overlapped = 0;
+    const slow: ReplicaClient = Object.create(client, {
+      readRange: {
+        value: async (file: LtxFileInfo, offset: number, length: number) => {
+          gets++;
+          if (inFlight > 0) overlapped++;
+          inFlight++;
+          maxInFlight = Math.max(maxInFlight, inFlight);
+          try {
+            await new Promise((r) => setTimeout(r, 80));
+            return await client.readRange(file, offset, length);
+          } finally {
+            inFlight--;
+          }
+        },
+      },
+    });
+    const replica = await Replica.open(slow, { pollIntervalMs: 0, maxReadAheadBytes: MiB });
+    const view = replica.acquireLatest();
+    const image = primary.images.get(4)!;
+    const pages = snapshotOnlyPages();
+    gets = 0;
+    overlapped = 0;
+    maxInFlight = 0;
+    // Like the VFS: the synchronous path first, a wait only when the page is neither cached nor local.
+    for (const pgno of pages) {
+      const page = view.readPageSync(pgno) ?? (await view.readPage(pgno));
+      expect(Buffer.compare(page, image.subarray((pgno - 1) * 4096, pgno * 4096))).toBe(0);
+    }
+    console.log(
+      `pipelined scan: ${pages.length} pages, ${gets} GETs, ${overlapped} while another GET was in flight, max ${maxInFlight} at once`,
+    );
+    const chunks = Math.ceil(snapshotFile.size / MiB);
+    expect(gets).toBeLessThanOrEqual(chunks + 8);
+    // Without pipelining the reader awaits each GET before it can miss on the next chunk, so no
+    // two GETs ever overlap. With it, every chunk after the ramp-up (first page, 128 KiB, the first
+    // background chunk) is requested while the previous one is still on its way.
+    expect(maxInFlight).toBe(2);
+    expect(overlapped).toBeGreaterThanOrEqual(gets - 3);
+    view.release();
+    await replica.close();
+  });
+
   it('random misses in the middle of a scan do not reset its read-ahead', async () => {
     const replica = await openFresh();
     const view = replica.acquireLatest();

@@ -24,6 +24,10 @@ const STREAMS_PER_OBJECT = 4;
 const MAX_STREAM_OBJECTS = 256;
 /** Bookkeeping per cached page, so the byte bound also covers keys and objects. */
 const ENTRY_OVERHEAD = 96;
+/** Chunks a sequential stream may have fetched ahead of the one it is reading (and in flight). */
+const PREFETCH_DEPTH = 2;
+/** All streams together keep at most this many read-ahead windows in flight in the background. */
+const PREFETCH_GLOBAL_WINDOWS = 4;
 
 interface Deferred {
   promise: Promise<Uint8Array>;
@@ -46,6 +50,13 @@ function deferred(): Deferred {
 interface Stream {
   next: number;
   window: number;
+  /** The object the stream walks through (to plan background chunks). */
+  index: FileIndex;
+  pageSize: number;
+  /** Entry ranges this stream fetched, oldest first (the last one ends at `next - 1`). */
+  chunks: { first: number; last: number }[];
+  /** Background chunks of this stream not yet answered. */
+  prefetching: number;
 }
 
 interface Run {
@@ -74,6 +85,8 @@ export class PageFetcher {
   private readonly streams = new Map<string, Stream[]>();
   private queue: Run[] = [];
   private flushScheduled = false;
+  private prefetchBytesInFlight = 0;
+  private prefetchRequests = 0;
 
   constructor(
     private readonly client: ReplicaClient,
@@ -86,15 +99,28 @@ export class PageFetcher {
   }
 
   cached(loc: PageLocation): Uint8Array | undefined {
-    return this.cache.get(cacheKey(loc.index, loc.entry));
+    const hit = this.cache.get(cacheKey(loc.index, loc.entry));
+    if (hit !== undefined) this.consumed(loc);
+    return hit;
+  }
+
+  /** A page read from elsewhere (the hydrated file) that is the content of `loc`'s frame. */
+  remember(loc: PageLocation, page: Uint8Array): void {
+    this.cache.set(cacheKey(loc.index, loc.entry), page);
   }
 
   read(loc: PageLocation, pageSize: number): Promise<Uint8Array> {
     const key = cacheKey(loc.index, loc.entry);
     const hit = this.cache.get(key);
-    if (hit !== undefined) return Promise.resolve(hit);
+    if (hit !== undefined) {
+      this.consumed(loc);
+      return Promise.resolve(hit);
+    }
     const pending = this.inflight.get(key);
-    if (pending !== undefined) return pending.promise;
+    if (pending !== undefined) {
+      this.consumed(loc);
+      return pending.promise;
+    }
     const run = this.planRun(loc, pageSize);
     for (let e = run.first; e <= run.last; e++) {
       const k = cacheKey(run.index, e);
@@ -139,6 +165,79 @@ export class PageFetcher {
     return { pages: this.cache.size, bytes: this.cache.calculatedSize };
   }
 
+  /** Background read-ahead requests issued so far (tests, benchmarks). */
+  prefetchCount(): number {
+    return this.prefetchRequests;
+  }
+
+  /**
+   * A sequential stream reached the second half of one of its chunks: fetch the following chunk
+   * now, so the next miss finds it in flight or cached instead of paying a round trip. Streams
+   * that stop being read issue nothing more; random access never forms a stream with a window.
+   */
+  private consumed(loc: PageLocation): void {
+    if (!this.options.readAhead) return;
+    const streams = this.streams.get(loc.index.key);
+    if (streams === undefined) return;
+    const { entry } = loc;
+    for (const s of streams) {
+      if (s.window === 0 || s.index !== loc.index) continue;
+      const at = s.chunks.findIndex((c) => entry >= c.first && entry <= c.last);
+      if (at < 0) continue;
+      const chunk = s.chunks[at];
+      if (entry < chunk.first + (chunk.last - chunk.first) / 2) return;
+      if (s.chunks.length - 1 - at >= PREFETCH_DEPTH || s.prefetching >= PREFETCH_DEPTH) return;
+      this.prefetch(s);
+      return;
+    }
+  }
+
+  private prefetch(s: Stream): void {
+    const { index } = s;
+    const first = s.next;
+    if (first >= index.pgnos.length) return;
+    if (
+      this.prefetchBytesInFlight + this.options.maxReadAheadBytes >
+      PREFETCH_GLOBAL_WINDOWS * this.options.maxReadAheadBytes
+    )
+      return;
+    const window = Math.min(s.window * READ_AHEAD_GROWTH, this.options.maxReadAheadBytes);
+    let last = first;
+    let bytes = index.sizes[first];
+    while (last + 1 < index.pgnos.length) {
+      const next = last + 1;
+      if (index.offsets[next] !== index.offsets[last] + index.sizes[last]) break;
+      if (bytes + index.sizes[next] > window) break;
+      bytes += index.sizes[next];
+      last = next;
+    }
+    s.window = window;
+    s.next = last + 1;
+    s.chunks.push({ first, last });
+    if (s.chunks.length > PREFETCH_DEPTH + 2) s.chunks.shift();
+    const run: Run = { index, first, last, pageSize: s.pageSize, owned: new Map() };
+    for (let e = first; e <= last; e++) {
+      const k = cacheKey(index, e);
+      if (this.inflight.has(k) || this.cache.has(k)) continue;
+      const d = deferred();
+      this.inflight.set(k, d);
+      run.owned.set(e, d);
+    }
+    if (run.owned.size === 0) return;
+    s.prefetching++;
+    this.prefetchBytesInFlight += bytes;
+    this.prefetchRequests++;
+    // The request is done once its bytes arrived; decoding them overlaps the reader and the next request.
+    let done = false;
+    const arrived = (): void => {
+      if (done) return;
+      done = true;
+      s.prefetching--;
+      this.prefetchBytesInFlight -= bytes;
+    };
+    void this.fetchRun(run, arrived).finally(arrived);
+  }
+
   private planRun(loc: PageLocation, pageSize: number): Run {
     const { index, entry } = loc;
     let last = entry;
@@ -180,7 +279,14 @@ export class PageFetcher {
       for (let i = streams.length - 1; i >= 0; i--) {
         if (streams[i].next > entry && streams[i].next <= last + 1) streams.splice(i, 1);
       }
-      streams.push({ next: last + 1, window });
+      streams.push({
+        next: last + 1,
+        window,
+        index,
+        pageSize,
+        chunks: [{ first: entry, last }],
+        prefetching: 0,
+      });
       if (streams.length > STREAMS_PER_OBJECT) streams.shift();
     }
     return { index, first: entry, last, pageSize, owned: new Map() };
@@ -204,7 +310,7 @@ export class PageFetcher {
     if (cur !== undefined) void this.fetchRun(cur);
   }
 
-  private async fetchRun(run: Run): Promise<void> {
+  private async fetchRun(run: Run, arrived?: () => void): Promise<void> {
     const { index, first, last, pageSize, owned } = run;
     const settle = (e: number): Deferred | undefined => {
       const d = owned.get(e);
@@ -214,6 +320,7 @@ export class PageFetcher {
     };
     try {
       const bytes = await this.readBytes(index, first, last);
+      arrived?.();
       const start = index.offsets[first];
       for (let e = first; e <= last; e++) {
         let page: Uint8Array;

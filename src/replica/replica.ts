@@ -264,7 +264,13 @@ export class Replica extends EventEmitter {
     if (pgno === lockPgno(version.pageSize)) return new Uint8Array(version.pageSize);
     const loc = version.map.lookup(pgno);
     if (loc === undefined) return undefined;
-    return this.hydrator?.readSync(version, loc, pgno) ?? this.fetcher.cached(loc);
+    const hit = this.fetcher.cached(loc);
+    if (hit !== undefined || this.hydrator === undefined) return hit;
+    // A hydrated page is the content of `loc`'s frame (an immutable object), so caching it under
+    // the frame's key cannot mix versions; hot pages then skip the file read.
+    const page = this.hydrator.readSync(version, loc, pgno);
+    if (page !== undefined) this.fetcher.remember(loc, page);
+    return page;
   }
 
   /** @internal */
