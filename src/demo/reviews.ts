@@ -53,17 +53,8 @@ const VERDICTS = [
   'it needed more mustard',
 ];
 
-/** A small, fast, seeded PRNG (mulberry32): the same seed makes the same database. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The same seed makes the same database.
+export { seededRandom } from '../util/random.js';
 
 function pick<T>(random: () => number, items: readonly T[]): T {
   return items[Math.floor(random() * items.length)]!;
