@@ -3,8 +3,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileReplicaClient } from '../src/storage/index.js';
-import { isLtxvfsError } from '../src/util/errors.js';
 import { formatRfc3339Nano, Lease, parseRfc3339 } from '../src/writer/lease.js';
+import { rejection } from './support/rejection.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
 let tmp: TempDir;
@@ -16,14 +16,6 @@ afterAll(() => tmp.cleanup());
 function clock(start = Date.parse('2026-03-01T12:00:00Z')) {
   let t = start;
   return { now: () => new Date(t), advance: (ms: number) => (t += ms) };
-}
-async function rejection(p: Promise<unknown>): Promise<{ code?: string; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return { code: isLtxvfsError(err) ? err.code : undefined, message: (err as Error).message };
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('writer lease (lock.json) on the file backend with an injected clock', () => {

@@ -11,6 +11,7 @@ import { type LatencyProxy, startLatencyProxy } from '../bench/proxy.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import { isLtxvfsError } from '../src/util/errors.js';
 import { Lease, Replicator } from '../src/writer/index.js';
+import { rejection } from './support/rejection.js';
 import { createTestBucket, describeS3, s3Endpoint } from './support/s3.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 import {
@@ -36,15 +37,6 @@ async function primary(name: string): Promise<{ dbPath: string; app: App; dir: s
   await app.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)');
   await app.exec("INSERT INTO t(v) VALUES ('first')");
   return { dbPath, app, dir };
-}
-
-async function rejection(p: Promise<unknown>): Promise<{ code?: string; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return { code: isLtxvfsError(err) ? err.code : undefined, message: (err as Error).message };
-  }
-  throw new Error('expected a rejection');
 }
 
 describeS3('writer on the S3 test server (RGW)', () => {
