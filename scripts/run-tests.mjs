@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm test`: typecheck, build (suites spawn dist/src/cli/main.js), start a throwaway S3 server
+// `npm test`: typecheck, build, lint (suites spawn dist/src/cli/main.js), start a throwaway S3 server
 // (Ceph RGW, scripts/rgw-start.sh), run vitest with its settings, and stop the server whatever
 // happens. Extra arguments go to vitest: `npm test -- test/storage-contract.test.ts`.
 //
@@ -135,6 +135,8 @@ async function main() {
   const typecheck = await run(bin('tsc'), ['-p', 'tsconfig.json']);
   log('build: tsc -p tsconfig.build.json');
   const build = await run(bin('tsc'), ['-p', 'tsconfig.build.json']);
+  log('lint and format: biome check .');
+  const lint = await run(bin('biome'), ['check', '.', '--diagnostic-level=error']);
   if (stopping) return 130;
 
   const s3 = await startS3();
@@ -161,8 +163,9 @@ async function main() {
   const vitest = await run(bin('vitest'), ['run', ...vitestArgs], { env });
   if (typecheck.code !== 0) log('FAILED: typecheck (tsc -p tsconfig.json) reported errors, see above');
   if (build.code !== 0) log('FAILED: build (tsc -p tsconfig.build.json) reported errors, see above');
+  if (lint.code !== 0) log('FAILED: lint/format (biome check .) reported errors, see above');
   if (vitest.code !== 0) return vitest.code;
-  return typecheck.code !== 0 || build.code !== 0 ? 1 : 0;
+  return typecheck.code !== 0 || build.code !== 0 || lint.code !== 0 ? 1 : 0;
 }
 
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
