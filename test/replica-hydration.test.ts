@@ -136,6 +136,33 @@ describe('Replica hydration', () => {
     newer.release();
   });
 
+  it('hydrated pages enter the shared page cache under their object keys, never mixing TXIDs', async () => {
+    const replica = await openReplica();
+    await hydrated(replica, 2);
+    expect(replica.cacheStats().pages).toBe(0);
+    const old = replica.acquireLatest();
+    expect(Buffer.compare(await readAll(old), primary.images.get(2)!)).toBe(0);
+    // Every page read from the file is now cached (the lock page is not a frame; there is none here).
+    expect(replica.cacheStats().pages).toBe(old.pageCount);
+    old.release();
+    change(50, 'third');
+    await primary.sync();
+    expect(await replica.poll()).toBe(3);
+    await hydrated(replica, 3);
+    fileEquals(3);
+    // The file moved to TXID 3 while the cache holds pages read from it at TXID 2: each view still
+    // sees exactly its own TXID, with no request for pages the cache or file already hold.
+    client.resetStats();
+    const newer = replica.acquireLatest();
+    expect(Buffer.compare(await readAll(newer), primary.images.get(3)!)).toBe(0);
+    expect(client.stats().get).toBe(0);
+    const historical = await replica.acquireAt({ txid: 2 });
+    expect(Buffer.compare(await readAll(historical), primary.images.get(2)!)).toBe(0);
+    expect(client.stats().get).toBe(0);
+    newer.release();
+    historical.release();
+  });
+
   it('a restart resumes from the file and downloads only what changed', async () => {
     const first = await openReplica();
     await hydrated(first, 2);
