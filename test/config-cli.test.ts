@@ -83,4 +83,12 @@ describe('ltxvfs replicate --config', () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/CONFIG_INVALID.*--levels\[2\] \(L3\)/);
   });
+
+  it('refuses bad compaction flags with --once too, before writing anything', async () => {
+    const replica = join(tmp.dir, 'rd');
+    const result = await run(['replicate', join(tmp.dir, 'a.db'), replica, '--once', '--retention', '5x']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/--retention/);
+    expect(existsSync(replica)).toBe(false);
+  });
 });

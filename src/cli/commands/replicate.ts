@@ -49,20 +49,20 @@ export function replicatorOptions(
   flags: ReplicateFlags,
   logger: ReplicatorLogger,
 ): ReplicatorOptions {
+  // Parsed even with --once (which does not compact) so a bad value is an error there too.
+  const compaction = parseCompactionFlags({
+    levels: flags.levels,
+    snapshotInterval: flags.snapshotInterval,
+    retention: flags.retention,
+    l0Retention: flags.l0Retention,
+  });
   return {
     dbPath,
     replica: url,
     syncIntervalMs: parseDuration(flags.syncInterval ?? '1s', '--sync-interval'),
     logger,
     keepAlive: true,
-    compaction: flags.once
-      ? undefined
-      : parseCompactionFlags({
-          levels: flags.levels,
-          snapshotInterval: flags.snapshotInterval,
-          retention: flags.retention,
-          l0Retention: flags.l0Retention,
-        }),
+    compaction: flags.once ? undefined : compaction,
   };
 }
 
