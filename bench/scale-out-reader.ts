@@ -10,7 +10,8 @@ import { createLtx } from '../vfs/index.js';
  *
  * argv: <replica-url> <measure-ms> <sample-ms> <poll-ms>
  */
-interface ReaderResult {
+/** The JSON line a reader prints at the end (scale-out.ts parses it). */
+export interface ReaderResult {
   pid: number;
   openMs: number;
   samples: number;

@@ -7,6 +7,7 @@ import { INSERT_REVIEW, makeReview, REVIEWS_SCHEMA, seededRandom } from '../src/
 import { Replicator } from '../src/writer/replicator.js';
 import type { BenchSection, Cell } from './report.js';
 import type { BenchContext } from './run.js';
+import type { ReaderResult } from './scale-out-reader.js';
 import { removeScratch } from './scratch.js';
 
 /**
@@ -17,16 +18,6 @@ import { removeScratch } from './scratch.js';
  */
 const START_BATCH = 4;
 const READER_SCRIPT = fileURLToPath(new URL('./scale-out-reader.js', import.meta.url));
-
-interface ReaderResult {
-  pid: number;
-  openMs: number;
-  samples: number;
-  lagMs: number[];
-  errors: string[];
-  errorCount: number;
-  requests: { list: number; get: number; head: number; bytesRead: number };
-}
 
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return Number.NaN;
