@@ -1,5 +1,4 @@
 import { LtxEncoder, type LtxHeader, type PageEncoding } from '../ltx/index.js';
-import type { Txid } from '../util/txid.js';
 
 export interface WalRange {
   offset: number;
