@@ -180,6 +180,18 @@ describe('ltxvfs ls on a Litestream file-replica directory', () => {
     expectOneLineError(await runCli(['ls', 's3://Not_A_Bucket/db']), 'STORAGE_BAD_URL', 'Not_A_Bucket');
     expectOneLineError(await runCli(['ls', root, '--level', '10']), 'BAD_ARGUMENT', '--level');
   });
+
+  it('every command that reads a replica says a missing directory does not exist', async () => {
+    const missing = join(tmp.dir, 'no-such-replica');
+    for (const args of [
+      ['verify', missing],
+      ['restore', missing, '-o', join(tmp.dir, 'out.db')],
+      ['query', missing, 'SELECT 1'],
+    ]) {
+      expectOneLineError(await runCli(args), 'STORAGE_NOT_FOUND', 'no-such-replica');
+    }
+    expect(existsSync(join(tmp.dir, 'out.db'))).toBe(false);
+  });
 });
 
 describeS3('ltxvfs ls on S3', () => {

@@ -1,9 +1,9 @@
-import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { FileReplicaClient, MAX_LEVEL, openReplicaClient } from '../../storage/index.js';
+import { MAX_LEVEL } from '../../storage/index.js';
 import type { LtxFileInfo } from '../../storage/types.js';
 import { LtxvfsError } from '../../util/errors.js';
 import { formatTxid } from '../../util/txid.js';
+import { openCommandReplica } from '../open-replica.js';
 
 interface LsOptions {
   level?: string;
@@ -23,9 +23,8 @@ export function register(program: Command): void {
     .option('--json', 'print one JSON array of {level, minTxid, maxTxid, size, createdAt}')
     .action(async (url: string, options: LsOptions) => {
       const level = options.level === undefined ? undefined : parseLevel(options.level);
-      const client = openReplicaClient(url);
+      const client = await openCommandReplica(url);
       try {
-        if (client instanceof FileReplicaClient) await assertDirectory(client.root);
         const levels = level === undefined ? await client.levels() : [level];
         const files: LtxFileInfo[] = [];
         for (const l of levels) files.push(...(await client.listFiles(l)));
@@ -44,14 +43,6 @@ function parseLevel(text: string): number {
     );
   }
   return Number(text);
-}
-
-/** A typo in a directory name should not look like an empty replica. */
-async function assertDirectory(root: string): Promise<void> {
-  const info = await stat(root).catch(() => null);
-  if (info === null) throw new LtxvfsError('STORAGE_NOT_FOUND', `replica directory ${root} does not exist`);
-  if (!info.isDirectory())
-    throw new LtxvfsError('STORAGE_BAD_URL', `replica path ${root} is not a directory`);
 }
 
 function formatJson(files: LtxFileInfo[]): string {

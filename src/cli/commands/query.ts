@@ -12,6 +12,7 @@ import { hydrationSidecarPath } from '../../replica/hydrator.js';
 import { Replica } from '../../replica/replica.js';
 import { LtxvfsError } from '../../util/errors.js';
 import { formatTxid, parseTxid } from '../../util/txid.js';
+import { openCommandReplica } from '../open-replica.js';
 import { formatMiB, progressBar, StatusLine } from '../progress.js';
 
 interface QueryOptions {
@@ -53,9 +54,10 @@ export function register(program: Command): void {
       const logger = options.verbose
         ? (line: string) => status.print(process.stderr, `${line}\n`)
         : undefined;
+      const client = await openCommandReplica(url);
       const ltx = await createLtx({ instances: 1, logger });
       try {
-        const replica = await ltx.registerReplica('replica', url, { pollIntervalMs: 0, hydratePath });
+        const replica = await ltx.registerReplica('replica', client, { pollIntervalMs: 0, hydratePath });
         const hydrated =
           hydratePath !== undefined && replica instanceof Replica
             ? hydration(replica, hydratePath, status)
@@ -74,6 +76,7 @@ export function register(program: Command): void {
       } finally {
         status.clear();
         await ltx.close();
+        await client.close();
       }
     });
 }

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { type RestoreProgress, restore } from '../../replica/restore.js';
-import { openReplicaClient } from '../../storage/index.js';
 import { LtxvfsError } from '../../util/errors.js';
 import { formatTxid, parseTxid } from '../../util/txid.js';
+import { openCommandReplica } from '../open-replica.js';
 import { formatMiB, progressBar, StatusLine } from '../progress.js';
 
 interface RestoreFlags {
@@ -27,7 +27,7 @@ export function register(program: Command): void {
     .action(async (url: string, flags: RestoreFlags) => {
       const txid = flags.txid === undefined ? undefined : parseTxid(flags.txid);
       const timestamp = flags.timestamp === undefined ? undefined : parseTimestamp(flags.timestamp);
-      const client = openReplicaClient(url);
+      const client = await openCommandReplica(url);
       // A bar on a terminal only; a pipe gets just the result line.
       const status = new StatusLine(process.stderr);
       const onProgress = (p: RestoreProgress) => {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { verifyReplica } from '../../replica/verify.js';
-import { openReplicaClient } from '../../storage/index.js';
 import { LtxvfsError } from '../../util/errors.js';
+import { openCommandReplica } from '../open-replica.js';
 
 export function register(program: Command): void {
   program
@@ -12,7 +12,7 @@ export function register(program: Command): void {
     )
     .argument('<replica-url>', 's3://bucket/path, file:///abs/dir, or a directory')
     .action(async (url: string) => {
-      const client = openReplicaClient(url);
+      const client = await openCommandReplica(url);
       try {
         const report = await verifyReplica(client);
         for (const p of report.problems) process.stdout.write(`problem: ${p}\n`);
