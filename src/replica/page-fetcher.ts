@@ -68,6 +68,23 @@ interface Run {
   owned: Map<number, Deferred>;
 }
 
+/**
+ * The frames from `first` on that lie back to back in the object and fit in `window` bytes (the
+ * first always counts), so one range request can fetch them all.
+ */
+function adjacentRun(index: FileIndex, first: number, window: number): { last: number; bytes: number } {
+  let last = first;
+  let bytes = index.sizes[first];
+  while (last + 1 < index.pgnos.length) {
+    const next = last + 1;
+    if (index.offsets[next] !== index.offsets[last] + index.sizes[last]) break;
+    if (bytes + index.sizes[next] > window) break;
+    bytes += index.sizes[next];
+    last = next;
+  }
+  return { last, bytes };
+}
+
 export function cacheKey(index: FileIndex, entry: number): string {
   return `${index.key}#${index.pgnos[entry]}`;
 }
@@ -202,15 +219,7 @@ export class PageFetcher {
     )
       return;
     const window = Math.min(s.window * READ_AHEAD_GROWTH, this.options.maxReadAheadBytes);
-    let last = first;
-    let bytes = index.sizes[first];
-    while (last + 1 < index.pgnos.length) {
-      const next = last + 1;
-      if (index.offsets[next] !== index.offsets[last] + index.sizes[last]) break;
-      if (bytes + index.sizes[next] > window) break;
-      bytes += index.sizes[next];
-      last = next;
-    }
+    const { last, bytes } = adjacentRun(index, first, window);
     s.window = window;
     s.next = last + 1;
     s.chunks.push({ first, last });
@@ -267,14 +276,7 @@ export class PageFetcher {
               previous === 0 ? INITIAL_READ_AHEAD : previous * READ_AHEAD_GROWTH,
               this.options.maxReadAheadBytes,
             );
-      let bytes = index.sizes[entry];
-      while (last + 1 < index.pgnos.length) {
-        const next = last + 1;
-        if (index.offsets[next] !== index.offsets[last] + index.sizes[last]) break;
-        if (bytes + index.sizes[next] > window) break;
-        bytes += index.sizes[next];
-        last = next;
-      }
+      last = adjacentRun(index, entry, window).last;
       // Streams this run overtook are done.
       for (let i = streams.length - 1; i >= 0; i--) {
         if (streams[i].next > entry && streams[i].next <= last + 1) streams.splice(i, 1);

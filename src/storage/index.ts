@@ -44,6 +44,7 @@ export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.js';
 // CLI's start-up time). LazyS3ReplicaClient.client() gives the real one; or import ./s3-client.js.
 export type { S3ReplicaClient, S3ReplicaClientOptions } from './s3-client.js';
 export { LazyS3ReplicaClient } from './s3-lazy.js';
+export { emptyStats } from './stats.js';
 export { formatRfc3339Nano, LITESTREAM_TIMESTAMP_METADATA, parseRfc3339 } from './timestamp.js';
 export type * from './types.js';
 export { parseReplicaUrl, type ReplicaLocation, type S3ReplicaLocation } from './url.js';

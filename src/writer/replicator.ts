@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { lockPgno, type PageEncoding } from '../ltx/index.js';
 import { listAllLevels } from '../replica/plan.js';
-import { openReplicaClient, SpoolFile } from '../storage/index.js';
+import { emptyStats, openReplicaClient, SpoolFile } from '../storage/index.js';
 import type { LtxFileInfo, ReplicaClient, RequestStats } from '../storage/types.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
@@ -515,15 +515,7 @@ export class Replicator extends EventEmitter {
       lagMs: now - oldest,
       ...this.counters,
       ...(this.compactor ? { compaction: this.compactor.stats() } : {}),
-      requests: this.clientRef?.stats() ?? {
-        list: 0,
-        get: 0,
-        put: 0,
-        delete: 0,
-        head: 0,
-        bytesRead: 0,
-        bytesWritten: 0,
-      },
+      requests: this.clientRef?.stats() ?? emptyStats(),
     };
   }
 
