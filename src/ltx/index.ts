@@ -49,9 +49,14 @@ export { frameDescriptorChecksum } from './lz4-frame.js';
 export { decodePageFrame, encodePageFrame } from './page-frame.js';
 export {
   encodePageIndex,
+  indexEntries,
   MIN_FILE_SIZE,
+  type PageIndexColumns,
+  type PageIndexColumnsTail,
   type PageIndexEntry,
   type PageIndexTail,
+  pageIndexTailLength,
+  parsePageIndexColumns,
   parsePageIndexTail,
 } from './page-index.js';
 export { looksLikeLtxV1 } from './v1.js';

@@ -3,9 +3,9 @@ import {
   decodeHeader,
   HEADER_SIZE,
   type LtxHeader,
-  PAGE_INDEX_TAIL_ESTIMATE,
-  type PageIndexEntry,
-  parsePageIndexTail,
+  type PageIndexColumns,
+  pageIndexTailLength,
+  parsePageIndexColumns,
 } from '../ltx/index.js';
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
@@ -27,6 +27,8 @@ const MAX_CACHED_INDEXES = 2048;
  */
 export class IndexLoader {
   private readonly cache = new LRUCache<string, Promise<LoadedFile>>({ max: MAX_CACHED_INDEXES });
+  /** Index size of the last file loaded per level: the next file's tail read is sized from it. */
+  private readonly lastIndexSize = new Map<number, number>();
 
   constructor(private readonly client: ReplicaClient) {}
 
@@ -52,7 +54,7 @@ export class IndexLoader {
   }
 
   private async fetch(file: LtxFileInfo, withHeader: boolean): Promise<LoadedFile> {
-    const tailLength = Math.min(file.size, PAGE_INDEX_TAIL_ESTIMATE);
+    const tailLength = pageIndexTailLength(file.size, this.lastIndexSize.get(file.level));
     const tailStart = file.size - tailLength;
     const headerPromise = withHeader && tailStart > 0 ? this.readHeader(file) : undefined;
     headerPromise?.catch(() => {});
@@ -63,31 +65,32 @@ export class IndexLoader {
         `the listing says ${file.size} bytes but a read of its tail ended at ${tailStart + tail.byteLength}`,
       );
     }
-    let entries: PageIndexEntry[];
+    let columns: PageIndexColumns;
     try {
-      let parsed = parsePageIndexTail(tail, file.size);
+      let parsed = parsePageIndexColumns(tail, file.size);
       if (parsed.kind === 'need-more') {
         const more = await this.client.readRange(file, parsed.indexStart, file.size - parsed.indexStart);
-        parsed = parsePageIndexTail(more, file.size);
+        parsed = parsePageIndexColumns(more, file.size);
         if (parsed.kind === 'need-more')
           throw this.corrupt(file, 'its page index does not fit in the object');
       }
-      entries = parsed.index;
+      columns = parsed.columns;
+      this.lastIndexSize.set(file.level, parsed.indexSize);
     } catch (err) {
       throw this.wrap(file, err);
     }
     let header: LtxHeader | undefined;
     if (tailStart === 0) header = this.decode(file, tail.subarray(0, HEADER_SIZE));
     else if (headerPromise !== undefined) header = await headerPromise;
-    for (const e of entries) {
-      if (e.offset < HEADER_SIZE || e.offset + e.size > file.size) {
-        throw this.corrupt(
-          file,
-          `its page index places page ${e.pgno} at bytes ${e.offset}..${e.offset + e.size}`,
-        );
+    const { pgnos, offsets, sizes } = columns;
+    for (let i = 0; i < pgnos.length; i++) {
+      const offset = offsets[i] ?? 0;
+      const end = offset + (sizes[i] ?? 0);
+      if (offset < HEADER_SIZE || end > file.size) {
+        throw this.corrupt(file, `its page index places page ${pgnos[i]} at bytes ${offset}..${end}`);
       }
     }
-    return { index: makeFileIndex(file, entries, header?.commit ?? Number.POSITIVE_INFINITY), header };
+    return { index: makeFileIndex(file, columns, header?.commit ?? Number.POSITIVE_INFINITY), header };
   }
 
   private async readHeader(file: LtxFileInfo): Promise<LtxHeader> {

@@ -1,4 +1,4 @@
-import type { PageIndexEntry } from '../ltx/index.js';
+import type { PageIndexColumns, PageIndexEntry } from '../ltx/index.js';
 import type { LtxFileInfo } from '../storage/types.js';
 import { formatTxid } from '../util/txid.js';
 
@@ -24,19 +24,27 @@ export function fileKey(file: { level: number; minTxid: number; maxTxid: number 
   return `L${file.level}/${formatTxid(file.minTxid)}-${formatTxid(file.maxTxid)}`;
 }
 
+/** Columns are taken as they are (not copied); entry objects are packed into new columns. */
 export function makeFileIndex(
   file: LtxFileInfo,
-  entries: readonly PageIndexEntry[],
+  entries: readonly PageIndexEntry[] | PageIndexColumns,
   commit: number,
 ): FileIndex {
-  const n = entries.length;
+  if (!Array.isArray(entries)) {
+    const { pgnos, offsets, sizes } = entries as PageIndexColumns;
+    return { file, key: fileKey(file), pgnos, offsets, sizes, commit };
+  }
+  const list = entries as readonly PageIndexEntry[];
+  const n = list.length;
   const pgnos = new Uint32Array(n);
   const offsets = new Float64Array(n);
   const sizes = new Uint32Array(n);
   for (let i = 0; i < n; i++) {
-    pgnos[i] = entries[i].pgno;
-    offsets[i] = entries[i].offset;
-    sizes[i] = entries[i].size;
+    const e = list[i];
+    if (e === undefined) continue;
+    pgnos[i] = e.pgno;
+    offsets[i] = e.offset;
+    sizes[i] = e.size;
   }
   return { file, key: fileKey(file), pgnos, offsets, sizes, commit };
 }
