@@ -55,6 +55,23 @@ describe('page index columns', () => {
     expect(Array.from(parsed.columns.sizes)).toEqual(entries.map((e) => e.size));
   });
 
+  it('bytes between the index terminator and the size field are LTX_BAD_INDEX', () => {
+    const entries: PageIndexEntry[] = [{ pgno: 1, offset: 100, size: 50 }];
+    const index = encodePageIndex(entries);
+    // The same entries, then two stray bytes after the terminator, with the size field counting them.
+    const padded = new Uint8Array(index.length + 2);
+    padded.set(index.subarray(0, index.length - 8));
+    new DataView(padded.buffer).setBigUint64(padded.length - 8, BigInt(index.length - 8 + 2));
+    const tail = new Uint8Array(6 + padded.length + 16);
+    tail.set(padded, 6);
+    tail[tail.length - 8] = 0x80;
+    // Frames end at 150, the terminator takes 6 bytes: the index starts at 156.
+    const fileSize = 150 + tail.length;
+    expect(() => parsePageIndexColumns(tail.subarray(6), fileSize)).toThrow(
+      expect.objectContaining({ code: 'LTX_BAD_INDEX', message: expect.stringContaining('page index ends') }),
+    );
+  });
+
   it('tail length: at least the fixed estimate, at most the object, grows with size and the previous index', () => {
     expect(pageIndexTailLength(1000)).toBe(1000);
     expect(pageIndexTailLength(1024 * 1024)).toBe(PAGE_INDEX_TAIL_ESTIMATE);

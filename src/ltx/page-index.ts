@@ -254,6 +254,12 @@ export function parsePageIndexColumns(tail: Uint8Array, fileSize: number): PageI
     n++;
   }
   const p = r.pos;
+  if (p !== end) {
+    throw new LtxvfsError(
+      'LTX_BAD_INDEX',
+      `page index ends at offset ${tailStart + p}, its size field says ${fileSize - 24}`,
+    );
+  }
   const columns: PageIndexColumns = {
     pgnos: n === capacity ? pgnos : pgnos.subarray(0, n),
     offsets: n === capacity ? offsets : offsets.subarray(0, n),
