@@ -35,6 +35,7 @@ export {
   litestreamHeader,
   validateHeader,
 } from './header.js';
+export { encodeHotPages, type HotPagesFile, hotPageNumbers, type PageReader } from './hot-pages.js';
 export {
   type Lz4Compressor,
   lz4Bound,
@@ -46,6 +47,21 @@ export {
   lz4DecompressPage,
 } from './lz4-block.js';
 export { frameDescriptorChecksum } from './lz4-frame.js';
+export {
+  decodeManifest,
+  encodeManifest,
+  HOT_PAGES_OBJECT,
+  inlineIndexBytes,
+  isManifestFresh,
+  MANIFEST_FORMAT,
+  MANIFEST_INLINE_INDEX_MAX,
+  MANIFEST_OBJECT,
+  MANIFEST_VERSION,
+  type Manifest,
+  type ManifestFile,
+  type ManifestHotPages,
+  validateManifest,
+} from './manifest.js';
 export { decodePageFrame, encodePageFrame } from './page-frame.js';
 export {
   encodePageIndex,

@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'LTX_ENCODE'
   | 'LTX_NOT_CONTIGUOUS'
   | 'LTX_ZSTD_UNINITIALIZED'
+  | 'MANIFEST_INVALID'
   // WAL (src/wal)
   | 'WAL_BAD_HEADER'
   // storage (src/storage)
