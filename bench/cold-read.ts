@@ -248,6 +248,7 @@ function withLatency(client: ReplicaClient, rttMs: number): ReplicaClient {
   return {
     url: client.url,
     levels: () => delay(client.levels()),
+    listAll: () => delay(client.listAll()),
     listFiles: (level, o) => delay(client.listFiles(level, o)),
     readRange: (file: LtxFileRef, offset, length) => delay(client.readRange(file, offset, length)),
     readFile: (file) => delay(client.readFile(file)),

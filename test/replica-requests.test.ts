@@ -74,9 +74,10 @@ describe('Replica request counts', () => {
     expect(snapshotFile.size).toBeGreaterThan(8 * MiB);
   });
 
-  it('opening costs one range GET per planned file (the last file is small, so no header read)', async () => {
+  it('opening costs one LIST of the whole replica and one range GET per planned file (the last file is small, so no header read)', async () => {
     const replica = await openFresh();
     const s = client.stats();
+    expect(s.list).toBe(1);
     expect(s.get).toBe(4);
     await replica.close();
   });

@@ -196,6 +196,27 @@ for (const backend of [fileBackend, s3Backend]) {
       expect(snapshot).toMatchObject({ level: 9, minTxid: 1, maxTxid: 0xa3, size: 12 });
     });
 
+    it('listAll lists every level in one LIST, ignoring other objects (manifest, lock, junk)', async () => {
+      const r = await backend.fresh();
+      await r.client.writeFile({ level: 9, minTxid: 1, maxTxid: 5 }, bytes(12), { timestamp: TIMESTAMP });
+      await r.client.writeFile({ level: 0, minTxid: 7, maxTxid: 7 }, bytes(3), { timestamp: TIMESTAMP });
+      await r.client.writeFile({ level: 0, minTxid: 6, maxTxid: 6 }, bytes(2), { timestamp: TIMESTAMP });
+      await r.client.writeFile({ level: 2, minTxid: 1, maxTxid: 4 }, bytes(9), { timestamp: TIMESTAMP });
+      await r.client.writeObject('ltxvfs/manifest.json', bytes(5), { ifNoneMatch: '*' });
+      await r.client.writeObject('lock.json', bytes(5), { ifNoneMatch: '*' });
+      await r.plantInLevel(0, 'notes.txt', bytes(3));
+      r.client.resetStats();
+      const all = await r.client.listAll();
+      expect(r.client.stats().list).toBe(1);
+      expect(all.map((f) => [f.level, f.minTxid, f.maxTxid, f.size])).toEqual([
+        [0, 6, 6, 2],
+        [0, 7, 7, 3],
+        [2, 1, 4, 9],
+        [9, 1, 5, 12],
+      ]);
+      expect(await r.client.listAll().then((a) => a.length)).toBe(4);
+    });
+
     it('stores the header timestamp as Litestream does and reports it as createdAt', async () => {
       const r = await backend.fresh();
       const file = { level: 0, minTxid: 5, maxTxid: 7 };

@@ -111,11 +111,15 @@ export function planTxid(plan: readonly LtxFileInfo[]): Txid {
   return plan.length === 0 ? 0 : plan[plan.length - 1]!.maxTxid;
 }
 
-/** Every level's listing, levels in ascending order. */
+/** Every level's listing, levels in ascending order, from one listing of the replica. */
 export async function listAllLevels(client: ReplicaClient): Promise<Map<number, LtxFileInfo[]>> {
   const out = new Map<number, LtxFileInfo[]>();
-  for (const level of await client.levels()) out.set(level, await client.listFiles(level));
-  return out;
+  for (const f of await client.listAll()) {
+    const list = out.get(f.level);
+    if (list === undefined) out.set(f.level, [f]);
+    else list.push(f);
+  }
+  return new Map([...out.entries()].sort((a, b) => a[0] - b[0]));
 }
 
 function better(a: LtxFileInfo, b: LtxFileInfo): boolean {

@@ -1,6 +1,9 @@
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
 import type { Txid } from '../util/txid.js';
 import { extendChain, type Listing } from './extend.js';
+import { listAllLevels } from './plan.js';
+
+export { listAllLevels };
 
 /** What a look at the listing found beyond the current position. */
 export type PollFinding =
@@ -30,13 +33,6 @@ export async function findNewFiles(client: ReplicaClient, position: Txid): Promi
   for (const list of listing.values()) for (const f of list) newest = Math.max(newest, f.maxTxid);
   if (reached >= newest) return { kind: 'extend', files };
   return { kind: 'replan', listing };
-}
-
-/** Every level's files (one LIST per level present). */
-export async function listAllLevels(client: ReplicaClient): Promise<Listing> {
-  const levels = await client.levels();
-  const lists = await Promise.all(levels.map((level) => client.listFiles(level)));
-  return new Map(levels.map((level, i) => [level, lists[i]]));
 }
 
 /** Runs `tick` every `intervalMs` without overlapping, on an unref'd timer. */

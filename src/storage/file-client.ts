@@ -76,9 +76,26 @@ export class FileReplicaClient implements ReplicaClient {
     return levels.sort((a, b) => a - b);
   }
 
+  async listAll(): Promise<LtxFileInfo[]> {
+    this.counter.count('list');
+    const ltxDir = await this.resolveInside('ltx');
+    const levels: number[] = [];
+    for (const entry of await this.readDir(ltxDir, 'list all levels')) {
+      const level = parseFileLevelDir(entry.name);
+      if (level !== null) levels.push(level);
+    }
+    levels.sort((a, b) => a - b);
+    const lists = await Promise.all(levels.map((level) => this.listLevel(level, {})));
+    return lists.flat();
+  }
+
   async listFiles(level: number, options: ListOptions = {}): Promise<LtxFileInfo[]> {
     assertLevel(level);
     this.counter.count('list');
+    return this.listLevel(level, options);
+  }
+
+  private async listLevel(level: number, options: ListOptions): Promise<LtxFileInfo[]> {
     const dir = await this.resolveInside(fileLevelDir(level));
     const entries = await this.readDir(dir, `list level ${level}`);
     const fromTxid = options.fromTxid ?? 0;

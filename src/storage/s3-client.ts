@@ -171,6 +171,36 @@ export class S3ReplicaClient implements ReplicaClient {
     return false;
   }
 
+  async listAll(): Promise<LtxFileInfo[]> {
+    const prefix = s3PathPrefix(this.path);
+    const files: LtxFileInfo[] = [];
+    let token: string | undefined;
+    do {
+      const page: ListObjectsV2CommandOutput = await this.send('list', 'list all levels', prefix, () =>
+        this.s3.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
+        ),
+      );
+      for (const object of page.Contents ?? []) {
+        const rest = (object.Key ?? '').slice(prefix.length);
+        const slash = rest.indexOf('/');
+        if (slash < 0) continue;
+        const level = parseS3LevelSegment(rest.slice(0, slash));
+        const txids = level === null ? null : parseLtxFileName(rest.slice(slash + 1));
+        if (level === null || txids === null) continue;
+        files.push({
+          level,
+          ...txids,
+          size: object.Size ?? 0,
+          createdAt: object.LastModified ?? new Date(0),
+        });
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    files.sort((a, b) => a.level - b.level || a.minTxid - b.minTxid || a.maxTxid - b.maxTxid);
+    return files;
+  }
+
   async listFiles(level: number, options: ListOptions = {}): Promise<LtxFileInfo[]> {
     assertLevel(level);
     const prefix = s3LevelPrefix(this.path, level);

@@ -43,6 +43,10 @@ export class LazyS3ReplicaClient implements ReplicaClient {
     return (await this.client()).levels();
   }
 
+  async listAll(): Promise<LtxFileInfo[]> {
+    return (await this.client()).listAll();
+  }
+
   async listFiles(level: number, options?: ListOptions): Promise<LtxFileInfo[]> {
     return (await this.client()).listFiles(level, options);
   }

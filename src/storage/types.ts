@@ -73,6 +73,11 @@ export interface ReplicaClient {
   readonly url: string;
   /** Levels present (0..9) in ascending order. */
   levels(): Promise<number[]>;
+  /**
+   * Files of every level in one listing (S3: one LIST of the whole prefix, no delimiter, so one
+   * round trip for any replica under 1,000 objects), by level in ascending TXID order.
+   */
+  listAll(): Promise<LtxFileInfo[]>;
   /** Files of one level in ascending TXID order; names that are not LTX names are ignored. */
   listFiles(level: number, options?: ListOptions): Promise<LtxFileInfo[]>;
   /** Bytes [offset, offset+length) of a file; shorter when the range passes the end. */
