@@ -3,6 +3,7 @@ import { lockPgno, type PageEncoding } from '../ltx/index.js';
 import { listAllLevels } from '../replica/plan.js';
 import { emptyStats, openReplicaClient, SpoolFile } from '../storage/index.js';
 import type { LtxFileInfo, ReplicaClient, RequestStats } from '../storage/types.js';
+import { crashPoint } from '../util/crash-point.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
 import {
@@ -18,7 +19,6 @@ import {
 } from '../wal/index.js';
 import { CompactionScheduler, type CompactionStats } from './compaction.js';
 import type { CompactionConfig } from './compaction-config.js';
-import { crashPoint } from './crash-point.js';
 import { encodeLtxChunks, litestreamHeader } from './l0-file.js';
 import { Lease } from './lease.js';
 import { LocalState, type WalCursor, type WriterState } from './local-state.js';

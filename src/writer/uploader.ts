@@ -1,8 +1,8 @@
 import { decodeHeader, HEADER_SIZE } from '../ltx/index.js';
 import type { ReplicaClient } from '../storage/types.js';
+import { crashPoint } from '../util/crash-point.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
-import { crashPoint } from './crash-point.js';
 
 export interface UploaderOptions {
   client: ReplicaClient;

@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
+import { Follower } from '../../follow/follower.js';
 import { type RestoreProgress, restore } from '../../replica/restore.js';
+import { parseDuration } from '../../util/duration.js';
 import { LtxvfsError } from '../../util/errors.js';
 import { formatTxid, parseTxid } from '../../util/txid.js';
 import { openCommandReplica } from '../open-replica.js';
@@ -10,6 +12,9 @@ interface RestoreFlags {
   txid?: string;
   timestamp?: string;
   force?: boolean;
+  follow?: boolean;
+  followInterval?: string;
+  verbose?: boolean;
 }
 
 /** A progress bar on a terminal, for restores bigger than this. */
@@ -24,7 +29,17 @@ export function register(program: Command): void {
     .option('--txid <txid>', 'restore exactly this TXID (decimal, 0x-hex or 16 hex digits)')
     .option('--timestamp <time>', 'restore the newest state created at or before this RFC 3339 time')
     .option('--force', 'overwrite the output file if it exists')
+    .option(
+      '-f, --follow',
+      'keep the file current until SIGINT/SIGTERM: any SQLite client may read it meanwhile and sees whole transactions only (resumes a file it left)',
+    )
+    .option('--follow-interval <duration>', 'with --follow: pause between polls of the replica (default 1s)')
+    .option('-v, --verbose', 'with --follow: one line per apply (TXIDs, pages, lock hold time, lag)')
     .action(async (url: string, flags: RestoreFlags) => {
+      if (flags.follow) return followCommand(url, flags);
+      if (flags.followInterval !== undefined || flags.verbose) {
+        throw new LtxvfsError('BAD_ARGUMENT', '--follow-interval and --verbose need --follow');
+      }
       const txid = flags.txid === undefined ? undefined : parseTxid(flags.txid);
       const timestamp = flags.timestamp === undefined ? undefined : parseTimestamp(flags.timestamp);
       const client = await openCommandReplica(url);
@@ -53,6 +68,55 @@ export function register(program: Command): void {
         await client.close();
       }
     });
+}
+
+async function followCommand(url: string, flags: RestoreFlags): Promise<void> {
+  if (flags.txid !== undefined || flags.timestamp !== undefined) {
+    throw new LtxvfsError(
+      'BAD_ARGUMENT',
+      '--follow follows the latest state: it takes no --txid or --timestamp',
+    );
+  }
+  const intervalMs =
+    flags.followInterval === undefined ? undefined : parseDuration(flags.followInterval, '--follow-interval');
+  if (intervalMs !== undefined && intervalMs <= 0) {
+    throw new LtxvfsError(
+      'BAD_ARGUMENT',
+      `--follow-interval must be positive, got "${flags.followInterval}"`,
+    );
+  }
+  const client = await openCommandReplica(url);
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  let follower: Follower;
+  try {
+    follower = await Follower.start(
+      client,
+      flags.output,
+      {
+        force: flags.force,
+        verbose: flags.verbose,
+        log,
+        ...(intervalMs === undefined ? {} : { intervalMs }),
+      },
+      true,
+    );
+  } catch (err) {
+    await client.close();
+    throw err;
+  }
+  process.stdout.write(`following ${url} into ${flags.output} at TXID ${formatTxid(follower.txid)}\n`);
+  // A signal lets the apply in progress finish (the loop stops between applies), then exits 0.
+  await new Promise<void>((resolve, reject) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      follower.close().then(resolve, reject);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    follower.run();
+  });
+  process.stdout.write(`stopped at TXID ${formatTxid(follower.txid)}\n`);
 }
 
 function parseTimestamp(text: string): Date {
