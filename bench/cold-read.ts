@@ -256,6 +256,7 @@ function withLatency(client: ReplicaClient, rttMs: number): ReplicaClient {
     writeFileFrom: (file, source, o) => delay(client.writeFileFrom(file, source, o)),
     deleteFiles: (files) => delay(client.deleteFiles(files)),
     readObject: (name) => delay(client.readObject(name)),
+    readObjectIfChanged: (name, etag) => delay(client.readObjectIfChanged(name, etag)),
     writeObject: (name, data, c) => delay(client.writeObject(name, data, c)),
     deleteObject: (name, c) => delay(client.deleteObject(name, c)),
     stats: () => client.stats(),

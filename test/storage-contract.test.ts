@@ -217,6 +217,21 @@ for (const backend of [fileBackend, s3Backend]) {
       expect(await r.client.listAll().then((a) => a.length)).toBe(4);
     });
 
+    it('readObjectIfChanged: a conditional GET answers unchanged without a body, else the new bytes', async () => {
+      const r = await backend.fresh();
+      const first = await r.client.writeObject('ltxvfs/manifest.json', bytes(40), { ifNoneMatch: '*' });
+      r.client.resetStats();
+      expect(await r.client.readObjectIfChanged('ltxvfs/manifest.json', first.etag)).toBe('unchanged');
+      expect(r.client.stats()).toMatchObject({ get: 1, list: 0, bytesRead: 0 });
+      const newer = new Uint8Array(41).fill(7);
+      const second = await r.client.writeObject('ltxvfs/manifest.json', newer, { ifMatch: first.etag });
+      const changed = await r.client.readObjectIfChanged('ltxvfs/manifest.json', first.etag);
+      if (changed === 'unchanged' || changed === null) throw new Error('expected the new object');
+      expect(Array.from(changed.data)).toEqual(Array.from(newer));
+      expect(changed.etag).toBe(second.etag);
+      expect(await r.client.readObjectIfChanged('ltxvfs/absent.json', undefined)).toBeNull();
+    });
+
     it('stores the header timestamp as Litestream does and reports it as createdAt', async () => {
       const r = await backend.fresh();
       const file = { level: 0, minTxid: 5, maxTxid: 7 };

@@ -245,6 +245,21 @@ export class FileReplicaClient implements ReplicaClient {
     return { data, etag: contentEtag(data) };
   }
 
+  async readObjectIfChanged(
+    name: string,
+    etag: string | undefined,
+  ): Promise<SmallObject | null | 'unchanged'> {
+    assertObjectName(name);
+    const path = await this.resolveInside(name);
+    this.counter.count('get');
+    const data = await this.readIfExists(path);
+    if (data === null) return null;
+    const current = contentEtag(data);
+    if (etag !== undefined && current === etag) return 'unchanged';
+    this.counter.read(data.length);
+    return { data, etag: current };
+  }
+
   async writeObject(name: string, data: Uint8Array, condition: ObjectCondition): Promise<{ etag: string }> {
     assertObjectName(name);
     const path = await this.resolveInside(name);

@@ -437,6 +437,36 @@ export class S3ReplicaClient implements ReplicaClient {
     }
   }
 
+  async readObjectIfChanged(
+    name: string,
+    etag: string | undefined,
+  ): Promise<SmallObject | null | 'unchanged'> {
+    assertObjectName(name);
+    const key = `${s3PathPrefix(this.path)}${name}`;
+    try {
+      return await this.send('get', 'read', key, async () => {
+        try {
+          const out = await this.s3.send(
+            new GetObjectCommand({
+              Bucket: this.bucket,
+              Key: key,
+              ...(etag !== undefined ? { IfNoneMatch: `"${etag}"` } : {}),
+            }),
+          );
+          const data = await readBody(out.Body);
+          this.counter.read(data.length);
+          return { data, etag: unquote(out.ETag ?? '') };
+        } catch (err) {
+          if (statusOf(err) === 304) return 'unchanged' as const;
+          throw err;
+        }
+      });
+    } catch (err) {
+      if (isLtxvfsError404(err)) return null;
+      throw err;
+    }
+  }
+
   async writeObject(name: string, data: Uint8Array, condition: ObjectCondition): Promise<{ etag: string }> {
     assertObjectName(name);
     const key = `${s3PathPrefix(this.path)}${name}`;

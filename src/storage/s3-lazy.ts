@@ -75,6 +75,13 @@ export class LazyS3ReplicaClient implements ReplicaClient {
     return (await this.client()).deleteFiles(files);
   }
 
+  async readObjectIfChanged(
+    name: string,
+    etag: string | undefined,
+  ): Promise<SmallObject | null | 'unchanged'> {
+    return (await this.client()).readObjectIfChanged(name, etag);
+  }
+
   async readObject(name: string): Promise<SmallObject | null> {
     return (await this.client()).readObject(name);
   }

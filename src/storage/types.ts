@@ -100,6 +100,11 @@ export interface ReplicaClient {
   deleteFiles(files: LtxFileRef[]): Promise<void>;
   /** Small object under the replica path (e.g. `lock.json`); null when it does not exist. */
   readObject(name: string): Promise<SmallObject | null>;
+  /**
+   * Conditional GET (S3 If-None-Match): 'unchanged' when the object still has `etag` (a 304, no
+   * body), else as readObject. Counts as one GET either way.
+   */
+  readObjectIfChanged(name: string, etag: string | undefined): Promise<SmallObject | null | 'unchanged'>;
   /** Conditional write; throws STORAGE_CONDITION_FAILED on 412/404/409 or a lost race. */
   writeObject(name: string, data: Uint8Array, condition: ObjectCondition): Promise<{ etag: string }>;
   /** Conditional delete; a missing object is not an error. */
