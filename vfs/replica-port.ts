@@ -1,14 +1,11 @@
-import type { Replica } from '../src/replica/replica.js';
+import type { ReplicaSource } from '../src/replica/port.js';
 
 /*
- * What the VFS needs from a replica: the read-side seam of src/replica/replica.ts. The types come
- * from there; ReplicaSource is only the part of Replica the VFS calls, so the VFS can also run over
- * any other source of consistent page views (tests use an in-memory one).
+ * What the VFS needs from a replica: the interfaces of src/replica/port.ts (a Replica is one such
+ * source; tests use an in-memory one), and how a URI's name finds one.
  */
 
-export type { HydrationStatus, ReplicaView } from '../src/replica/replica.js';
-
-export type ReplicaSource = Pick<Replica, 'acquireLatest' | 'acquireAt' | 'lagSeconds' | 'hydration'>;
+export type { AcquireTarget, HydrationStatus, ReplicaSource, ReplicaView } from '../src/replica/port.js';
 
 /** Resolves the path of a `file:<name>?vfs=ltx` URI to a registered replica. */
 export interface ReplicaRegistry {

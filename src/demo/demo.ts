@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { createLtx, type Ltx } from '../../vfs/index.js';
-import type { HydrationStatus } from '../replica/replica.js';
+import type { HydrationStatus } from '../replica/port.js';
 import { Replica } from '../replica/replica.js';
 import { LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';

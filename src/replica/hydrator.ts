@@ -10,7 +10,7 @@ import type { IndexLoader } from './index-loader.js';
 import type { PageFetcher } from './page-fetcher.js';
 import type { FileIndex, PageLocation } from './page-map.js';
 import { listAllLevels } from './poller.js';
-import type { HydrationStatus } from './replica.js';
+import type { HydrationStatus } from './port.js';
 import type { Version } from './version.js';
 
 /** What the hydrator needs from its replica. */

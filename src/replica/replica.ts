@@ -1,17 +1,21 @@
 import { EventEmitter } from 'node:events';
 import { LRUCache } from 'lru-cache';
-import { lockPgno } from '../ltx/index.js';
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
-import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
+import { LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
 import { describeTarget, type Listing } from './extend.js';
-import { Hydrator, type HydratorHost } from './hydrator.js';
+import { Hydrator } from './hydrator.js';
 import { IndexLoader } from './index-loader.js';
 import { PageFetcher } from './page-fetcher.js';
 import { type FileIndex, PageMap } from './page-map.js';
+import { heldStates, PageReader } from './page-reader.js';
 import { planRestore } from './plan.js';
 import { findNewFiles, listAllLevels, PollTimer } from './poller.js';
+import type { AcquireTarget, HydrationStatus, ReplicaSource, ReplicaView } from './port.js';
 import type { Version } from './version.js';
+import { Pins, View } from './view.js';
+
+export type { AcquireTarget, HydrationStatus, ReplicaSource, ReplicaView } from './port.js';
 
 export interface ReplicaOptions {
   /** Default 1000; 0 = no background polling (call poll() yourself). */
@@ -29,34 +33,6 @@ export interface ReplicaOptions {
   logger?: (line: string) => void;
 }
 
-export interface HydrationStatus {
-  state: 'off' | 'running' | 'done' | 'error';
-  txid: Txid;
-  pagesDone: number;
-  pagesTotal: number;
-  bytesDownloaded: number;
-  error?: string;
-}
-
-/** One consistent TXID; immutable while held. */
-export interface ReplicaView {
-  readonly txid: Txid;
-  readonly pageSize: number;
-  /** Commit of the last file in the plan. */
-  readonly pageCount: number;
-  /** Header timestamp of the last file. */
-  readonly timestamp: Date;
-  /**
-   * Page bytes (pgno 1-based); zeros for the lock page; a named error for missing/corrupt
-   * objects. The array may be shared with the cache: copy it before modifying it.
-   */
-  readPage(pgno: number): Promise<Uint8Array>;
-  /** The same, only if it can be answered without I/O (cache or hydrated file). */
-  readPageSync(pgno: number): Uint8Array | undefined;
-  /** End of the read transaction. Reading a released view is an error. */
-  release(): void;
-}
-
 export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_READ_AHEAD_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_POLL_INTERVAL_MS = 1000;
@@ -72,13 +48,14 @@ const HISTORY_VERSIONS = 16;
  *
  * The caller owns the client: close() does not close it.
  */
-export class Replica extends EventEmitter {
+export class Replica extends EventEmitter implements ReplicaSource {
   readonly client: ReplicaClient;
   private readonly fetcher: PageFetcher;
   private readonly loader: IndexLoader;
+  private readonly reader: PageReader;
   private readonly log: (line: string) => void;
   private latestVersion: Version;
-  private readonly pins = new Map<Version, number>();
+  private readonly pins = new Pins(() => this.hydrator?.wake());
   private readonly history = new LRUCache<Txid, Promise<Version>>({ max: HISTORY_VERSIONS });
   private readonly timer: PollTimer;
   private polling: Promise<Txid> | undefined;
@@ -105,9 +82,24 @@ export class Replica extends EventEmitter {
       readAhead: options.readAhead ?? true,
       maxReadAheadBytes: options.maxReadAheadBytes ?? DEFAULT_MAX_READ_AHEAD_BYTES,
     });
+    this.reader = new PageReader(client, this.fetcher, loader, this.log);
     this.timer = new PollTimer(options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS, () => this.poll());
-    if (options.hydratePath !== undefined)
-      this.hydrator = new Hydrator(this.hydratorHost(), options.hydratePath);
+    if (options.hydratePath !== undefined) {
+      this.hydrator = new Hydrator(
+        {
+          client,
+          fetcher: this.fetcher,
+          loader,
+          latest: () => this.latestVersion,
+          oldestPinnedTxid: () => this.pins.oldestTxid(),
+          replan: (version) => this.reader.replan(version),
+          report: (status) => this.emit('hydration', status),
+          log: (line) => this.log(line),
+        },
+        options.hydratePath,
+      );
+      this.reader.useLocalPages(this.hydrator);
+    }
   }
 
   /** Lists levels, plans the latest state and fetches the page-index tails in parallel. */
@@ -133,7 +125,7 @@ export class Replica extends EventEmitter {
   }
 
   /** A historical (or the latest) state; TXID_NOT_AVAILABLE if the replica does not hold it. */
-  async acquireAt(target: { txid?: Txid; timestamp?: Date }): Promise<ReplicaView> {
+  async acquireAt(target: AcquireTarget): Promise<ReplicaView> {
     this.assertOpen();
     if (target.txid === undefined && target.timestamp === undefined) return this.acquireLatest();
     if (target.txid !== undefined && target.txid === this.latestVersion.txid) return this.acquireLatest();
@@ -194,6 +186,7 @@ export class Replica extends EventEmitter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.reader.close();
     this.timer.stop();
     await this.polling?.catch(() => {});
     await this.hydrator?.close();
@@ -247,163 +240,11 @@ export class Replica extends EventEmitter {
   }
 
   private pin(version: Version): ReplicaView {
-    this.pins.set(version, (this.pins.get(version) ?? 0) + 1);
-    return new View(this, version);
-  }
-
-  /** @internal */
-  unpin(version: Version): void {
-    const n = (this.pins.get(version) ?? 0) - 1;
-    if (n > 0) this.pins.set(version, n);
-    else this.pins.delete(version);
-    this.hydrator?.wake();
-  }
-
-  /** @internal */
-  readPageSync(version: Version, pgno: number): Uint8Array | undefined {
-    if (pgno === lockPgno(version.pageSize)) return new Uint8Array(version.pageSize);
-    const loc = version.map.lookup(pgno);
-    if (loc === undefined) return undefined;
-    const hit = this.fetcher.cached(loc);
-    if (hit !== undefined || this.hydrator === undefined) return hit;
-    // A hydrated page is the content of `loc`'s frame (an immutable object), so caching it under
-    // the frame's key cannot mix versions; hot pages then skip the file read.
-    const page = this.hydrator.readSync(version, loc, pgno);
-    if (page !== undefined) this.fetcher.remember(loc, page);
-    return page;
-  }
-
-  /** @internal */
-  async readPage(version: Version, pgno: number): Promise<Uint8Array> {
-    this.assertOpen();
-    if (!Number.isInteger(pgno) || pgno < 1 || pgno > version.commit) {
-      throw new LtxvfsError(
-        'BAD_ARGUMENT',
-        `page ${pgno} is outside the database of ${this.client.url} at TXID ${formatTxid(version.txid)} (${version.commit} pages)`,
-      );
-    }
-    const local = this.readPageSync(version, pgno);
-    if (local !== undefined) return local;
-    for (let attempt = 0; ; attempt++) {
-      const loc = version.map.lookup(pgno);
-      if (loc === undefined) {
-        throw new LtxvfsError(
-          'REPLICA_CORRUPT',
-          `page ${pgno} of ${this.client.url} at TXID ${formatTxid(version.txid)} is in none of the planned objects`,
-        );
-      }
-      try {
-        return await this.fetcher.read(loc, version.pageSize);
-      } catch (err) {
-        if (attempt > 0 || !isLtxvfsError(err, 'STORAGE_NOT_FOUND')) throw err;
-        await this.replan(version, err);
-      }
-    }
-  }
-
-  /**
-   * An object this version planned is gone (compaction/retention): plan the same TXID again from
-   * the current listing. Only if the TXID can no longer be produced is it an error naming the object.
-   */
-  private replan(version: Version, cause?: LtxvfsError): Promise<void> {
-    if (version.replanning === undefined) {
-      version.replanning = (async () => {
-        const listing = await listAllLevels(this.client);
-        let chain: LtxFileInfo[] | undefined;
-        try {
-          chain = planRestore(listing, { txid: version.txid }, { url: this.client.url });
-        } catch {
-          chain = undefined;
-        }
-        if (chain === undefined || chain[chain.length - 1].maxTxid !== version.txid) {
-          const what = cause?.message ?? 'an object it planned vanished';
-          throw new LtxvfsError(
-            'STORAGE_NOT_FOUND',
-            `${what}; TXID ${formatTxid(version.txid)} is no longer available in ${this.client.url} ` +
-              `(compaction or retention removed it); ${heldStates(version.txid, listing)}`,
-            { cause },
-          );
-        }
-        const loaded = await this.loader.loadAll(chain, new Set());
-        version.map = PageMap.build(
-          loaded.map((l) => l.index),
-          version.commit,
-        );
-        this.log(`${this.client.url}: re-planned TXID ${formatTxid(version.txid)} after objects vanished`);
-      })().finally(() => {
-        version.replanning = undefined;
-      });
-    }
-    return version.replanning;
-  }
-
-  private oldestPinnedTxid(): Txid | undefined {
-    let oldest: Txid | undefined;
-    for (const v of this.pins.keys()) if (oldest === undefined || v.txid < oldest) oldest = v.txid;
-    return oldest;
-  }
-
-  private hydratorHost(): HydratorHost {
-    return {
-      client: this.client,
-      fetcher: this.fetcher,
-      loader: this.loader,
-      latest: () => this.latestVersion,
-      oldestPinnedTxid: () => this.oldestPinnedTxid(),
-      replan: (version) => this.replan(version),
-      report: (status) => this.emit('hydration', status),
-      log: (line) => this.log(line),
-    };
+    return new View(this.reader, version, this.pins);
   }
 
   private assertOpen(): void {
     if (this.closed) throw new LtxvfsError('BAD_ARGUMENT', `replica ${this.client.url} is closed`);
-  }
-}
-
-class View implements ReplicaView {
-  private released = false;
-
-  constructor(
-    private readonly replica: Replica,
-    private readonly version: Version,
-  ) {}
-
-  get txid(): Txid {
-    return this.version.txid;
-  }
-
-  get pageSize(): number {
-    return this.version.pageSize;
-  }
-
-  get pageCount(): number {
-    return this.version.commit;
-  }
-
-  get timestamp(): Date {
-    return this.version.timestamp;
-  }
-
-  readPage(pgno: number): Promise<Uint8Array> {
-    if (this.released) return Promise.reject(this.releasedError());
-    return this.replica.readPage(this.version, pgno);
-  }
-
-  readPageSync(pgno: number): Uint8Array | undefined {
-    if (this.released) throw this.releasedError();
-    if (pgno < 1 || pgno > this.version.commit) return undefined;
-    return this.replica.readPageSync(this.version, pgno);
-  }
-
-  release(): void {
-    if (this.released) return;
-    this.released = true;
-    this.replica.unpin(this.version);
-  }
-
-  private releasedError(): LtxvfsError {
-    return new LtxvfsError('BAD_ARGUMENT', `view of TXID ${formatTxid(this.version.txid)} was released`);
   }
 }
 
@@ -435,25 +276,4 @@ async function buildVersion(loader: IndexLoader, chain: LtxFileInfo[], url: stri
 
 function notAvailableMessage(txid: Txid, listing: Listing, url: string): string {
   return `${describeTarget({ txid })} is not available in ${url}: ${heldStates(txid, listing)}`;
-}
-
-function heldStates(txid: Txid, listing: Listing): string {
-  let below = 0;
-  let above = Number.POSITIVE_INFINITY;
-  let newest = 0;
-  for (const files of listing.values()) {
-    for (const f of files) {
-      newest = Math.max(newest, f.maxTxid);
-      if (f.maxTxid < txid) below = Math.max(below, f.maxTxid);
-      if (f.maxTxid > txid) above = Math.min(above, f.maxTxid);
-    }
-  }
-  if (newest === 0) return 'the replica holds no LTX files';
-  const near = [
-    below > 0 ? formatTxid(below) : undefined,
-    Number.isFinite(above) ? formatTxid(above) : undefined,
-  ]
-    .filter((x) => x !== undefined)
-    .join(' and ');
-  return `the replica holds states up to ${formatTxid(newest)}; the nearest file boundaries are ${near}`;
 }

@@ -1,0 +1,150 @@
+import { lockPgno } from '../ltx/index.js';
+import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
+import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
+import { formatTxid, type Txid } from '../util/txid.js';
+import type { Listing } from './extend.js';
+import type { IndexLoader } from './index-loader.js';
+import type { PageFetcher } from './page-fetcher.js';
+import { type PageLocation, PageMap } from './page-map.js';
+import { listAllLevels, planRestore } from './plan.js';
+import type { Version } from './version.js';
+
+/** Pages a local copy (the hydrated file) can answer without I/O to the store. */
+export interface LocalPages {
+  readSync(version: Version, loc: PageLocation, pgno: number): Uint8Array | undefined;
+}
+
+/**
+ * Reads the pages of a version: the shared cache, then the local copy, then the store. When an
+ * object the version planned has vanished (compaction, retention), plans the same TXID again from
+ * the current listing and retries once. Each read looks the page up in the version's map once.
+ */
+export class PageReader {
+  private local: LocalPages | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly client: ReplicaClient,
+    private readonly fetcher: PageFetcher,
+    private readonly loader: IndexLoader,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** The local copy to consult after the cache (set once the hydrator exists). */
+  useLocalPages(local: LocalPages): void {
+    this.local = local;
+  }
+
+  /** Reads through this reader fail from now on (the replica closed). */
+  close(): void {
+    this.closed = true;
+  }
+
+  readPageSync(version: Version, pgno: number): Uint8Array | undefined {
+    if (pgno === lockPgno(version.pageSize)) return new Uint8Array(version.pageSize);
+    const loc = version.map.lookup(pgno);
+    return loc === undefined ? undefined : this.readKnownSync(version, loc, pgno);
+  }
+
+  async readPage(version: Version, pgno: number): Promise<Uint8Array> {
+    if (this.closed) throw new LtxvfsError('BAD_ARGUMENT', `replica ${this.client.url} is closed`);
+    if (!Number.isInteger(pgno) || pgno < 1 || pgno > version.commit) {
+      throw new LtxvfsError(
+        'BAD_ARGUMENT',
+        `page ${pgno} is outside the database of ${this.client.url} at TXID ${formatTxid(version.txid)} (${version.commit} pages)`,
+      );
+    }
+    if (pgno === lockPgno(version.pageSize)) return new Uint8Array(version.pageSize);
+    let loc = version.map.lookup(pgno);
+    if (loc !== undefined) {
+      const local = this.readKnownSync(version, loc, pgno);
+      if (local !== undefined) return local;
+    }
+    for (let attempt = 0; ; attempt++) {
+      if (loc === undefined) {
+        throw new LtxvfsError(
+          'REPLICA_CORRUPT',
+          `page ${pgno} of ${this.client.url} at TXID ${formatTxid(version.txid)} is in none of the planned objects`,
+        );
+      }
+      try {
+        return await this.fetcher.read(loc, version.pageSize);
+      } catch (err) {
+        if (attempt > 0 || !isLtxvfsError(err, 'STORAGE_NOT_FOUND')) throw err;
+        await this.replan(version, err);
+        loc = version.map.lookup(pgno);
+      }
+    }
+  }
+
+  /**
+   * An object this version planned is gone (compaction/retention): plan the same TXID again from
+   * the current listing. Only if the TXID can no longer be produced is it an error naming the object.
+   * Concurrent callers share one re-plan.
+   */
+  replan(version: Version, cause?: LtxvfsError): Promise<void> {
+    if (version.replanning === undefined) {
+      version.replanning = this.replanNow(version, cause).finally(() => {
+        version.replanning = undefined;
+      });
+    }
+    return version.replanning;
+  }
+
+  private readKnownSync(version: Version, loc: PageLocation, pgno: number): Uint8Array | undefined {
+    const hit = this.fetcher.cached(loc);
+    if (hit !== undefined || this.local === undefined) return hit;
+    // A hydrated page is the content of `loc`'s frame (an immutable object), so caching it under
+    // the frame's key cannot mix versions; hot pages then skip the file read.
+    const page = this.local.readSync(version, loc, pgno);
+    if (page !== undefined) this.fetcher.remember(loc, page);
+    return page;
+  }
+
+  private async replanNow(version: Version, cause: LtxvfsError | undefined): Promise<void> {
+    const listing = await listAllLevels(this.client);
+    let chain: LtxFileInfo[] | undefined;
+    try {
+      chain = planRestore(listing, { txid: version.txid }, { url: this.client.url });
+    } catch {
+      chain = undefined;
+    }
+    if (chain === undefined || chain[chain.length - 1]?.maxTxid !== version.txid) {
+      const what = cause?.message ?? 'an object it planned vanished';
+      throw new LtxvfsError(
+        'STORAGE_NOT_FOUND',
+        `${what}; TXID ${formatTxid(version.txid)} is no longer available in ${this.client.url} ` +
+          `(compaction or retention removed it); ${heldStates(version.txid, listing)}`,
+        { cause },
+      );
+    }
+    const loaded = await this.loader.loadAll(chain, new Set());
+    version.map = PageMap.build(
+      loaded.map((l) => l.index),
+      version.commit,
+    );
+    this.log(`${this.client.url}: re-planned TXID ${formatTxid(version.txid)} after objects vanished`);
+  }
+}
+
+/** Which states the listing holds around `txid`, for error messages. */
+export function heldStates(txid: Txid, listing: Listing): string {
+  let below = 0;
+  let above = Number.POSITIVE_INFINITY;
+  let newest = 0;
+  for (const files of listing.values()) {
+    for (const f of files) {
+      newest = Math.max(newest, f.maxTxid);
+      if (f.maxTxid < txid) below = Math.max(below, f.maxTxid);
+      if (f.maxTxid > txid) above = Math.min(above, f.maxTxid);
+    }
+  }
+  if (newest === 0) return 'the replica holds no LTX files';
+  const near = [
+    below > 0 ? formatTxid(below) : undefined,
+    Number.isFinite(above) ? formatTxid(above) : undefined,
+  ]
+    .filter((x) => x !== undefined)
+    .join(' and ');
+  return `the replica holds states up to ${formatTxid(newest)}; the nearest file boundaries are ${near}`;
+}
