@@ -206,6 +206,44 @@ describe('Replica on a file replica', () => {
     view.release();
   });
 
+  it('a poll whose second LIST no longer holds the files the first one saw stays put (no TypeError), then catches up', async () => {
+    await sixTxids();
+    let race = true;
+    // The first LIST (L0 from the position) sees a file not starting at position+1; before the
+    // second LIST (all levels) compaction + retention removed everything beyond the position.
+    const racing: ReplicaClient = new Proxy(client, {
+      get(target, prop, receiver) {
+        if (prop === 'listFiles') {
+          return async (level: number, options?: Parameters<ReplicaClient['listFiles']>[1]) => {
+            const files = await target.listFiles(level, options);
+            return race ? files.filter((f) => f.minTxid !== 7) : files;
+          };
+        }
+        if (prop === 'listAll') {
+          return async () => {
+            const files = await target.listAll();
+            return race ? files.filter((f) => f.maxTxid <= 6) : files;
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const replica = await Replica.open(racing, { pollIntervalMs: 0, cacheBytes: 0 });
+    open.push(replica);
+    expect(replica.acquireLatest().txid).toBe(6);
+    primary.db.exec("INSERT INTO t (v) VALUES ('seven')");
+    await primary.sync();
+    primary.db.exec("INSERT INTO t (v) VALUES ('eight')");
+    await primary.sync();
+    for (let i = 0; i < 3; i++) expect(await replica.poll()).toBe(6);
+    race = false;
+    expect(await replica.poll()).toBe(8);
+    const view = replica.acquireLatest();
+    await expectImage(view, primary.images.get(8));
+    view.release();
+  });
+
   it('follows a shrinking and regrowing database', async () => {
     fillTable(primary.db, 3000, 200);
     await primary.sync();

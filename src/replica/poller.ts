@@ -9,7 +9,7 @@ export { listAllLevels };
 export type PollFinding =
   | { kind: 'none' }
   /** Files that continue the current chain, in order. */
-  | { kind: 'extend'; files: LtxFileInfo[] }
+  | { kind: 'extend'; files: [LtxFileInfo, ...LtxFileInfo[]] }
   /** The current position can no longer be continued (files gone, lineage reset): plan afresh. */
   | { kind: 'replan'; listing: Listing };
 
@@ -24,15 +24,21 @@ export async function findNewFiles(client: ReplicaClient, position: Txid): Promi
   if (l0.length === 0) return { kind: 'none' };
   if (l0[0].minTxid === position + 1) {
     const files = extendChain(new Map([[0, l0]]), position);
-    return files.length > 0 ? { kind: 'extend', files } : { kind: 'none' };
+    return nonEmpty(files) ? { kind: 'extend', files } : { kind: 'none' };
   }
   const listing = await listAllLevels(client);
   const files = extendChain(listing, position);
-  const reached = files.length > 0 ? files[files.length - 1].maxTxid : position;
+  const reached = files[files.length - 1]?.maxTxid ?? position;
   let newest = 0;
   for (const list of listing.values()) for (const f of list) newest = Math.max(newest, f.maxTxid);
-  if (reached >= newest) return { kind: 'extend', files };
+  // The listing may have changed between the two LISTs (compaction + retention): nothing beyond
+  // the position any more is nothing new, not an empty extension.
+  if (reached >= newest) return nonEmpty(files) ? { kind: 'extend', files } : { kind: 'none' };
   return { kind: 'replan', listing };
+}
+
+function nonEmpty<T>(list: T[]): list is [T, ...T[]] {
+  return list.length > 0;
 }
 
 /** Runs `tick` every `intervalMs` without overlapping, on an unref'd timer. */
