@@ -182,6 +182,55 @@ describe('LZ4 block codec', () => {
     );
   });
 
+  it('a block must decode to exactly one page and end exactly at its frame (page decoder and JS decoder)', () => {
+    // 'a', then a match of offset 1 and length 507, then four literals: 512 bytes of 'a'.
+    const valid = [0x1f, 0x61, 1, 0, 255, 233, 0x40, 0x61, 0x61, 0x61, 0x61];
+    const cases: Record<string, number[]> = {
+      'ends with a match': [0x1f, 0x61, 1, 0, 255, 237],
+      'one trailing byte': [...valid, 0x00],
+      'trailing bytes': [...valid, 0x00, 0x00, 0x00],
+      'short (479 bytes)': [0x1f, 0x61, 1, 0, 255, 200, 0x40, 0x61, 0x61, 0x61, 0x61],
+      'long (513 bytes)': [0x1f, 0x61, 1, 0, 255, 234, 0x40, 0x61, 0x61, 0x61, 0x61],
+    };
+    // The next frame's bytes follow the block, as in a file: the decoder must not read into them.
+    const next = [0x40, 0x62, 0x62, 0x62, 0x62];
+    const ok = Uint8Array.from([...valid, ...next]);
+    expect(Buffer.from(lz4DecompressPage(ok, 0, valid.length, 512)).equals(Buffer.alloc(512, 0x61))).toBe(
+      true,
+    );
+    for (const [name, block] of Object.entries(cases)) {
+      const buf = Uint8Array.from([...block, ...next]);
+      const decoders = {
+        [lz4DecoderKind]: () => lz4DecompressPage(buf, 0, block.length, 512),
+        js: () => {
+          const out = new Uint8Array(512);
+          const n = lz4DecompressBlock(buf, 0, block.length, out, 0, 512);
+          if (n !== 512) throw new Error(`JS decoder returned ${n} bytes for '${name}' without an error`);
+        },
+      };
+      for (const [kind, decode] of Object.entries(decoders)) {
+        const err = (() => {
+          try {
+            decode();
+            return undefined;
+          } catch (e) {
+            return e;
+          }
+        })();
+        expect(
+          isLtxvfsError(err, 'LTX_BAD_COMPRESSION') || kind === 'js',
+          `${kind}: ${name}: ${String(err)}`,
+        ).toBe(true);
+        if (kind === 'js' && name !== 'short (479 bytes)') {
+          expect(isLtxvfsError(err, 'LTX_BAD_COMPRESSION'), `${kind}: ${name}: ${String(err)}`).toBe(true);
+        }
+      }
+    }
+    // The JS decoder names the real defect instead of reading the next frame's byte as a token.
+    const tail = Uint8Array.from([...(cases['ends with a match'] ?? []), ...next]);
+    expect(() => lz4DecompressBlock(tail, 0, 6, new Uint8Array(512), 0, 512)).toThrow(/ends with a match/);
+  });
+
   it('native compressor blocks (lz4-napi) decode with the JS decoder, within lz4Bound', (ctx) => {
     if (lz4CompressorKind !== 'native') {
       ctx.skip('lz4-napi is not loaded, there is no native compressor to check');

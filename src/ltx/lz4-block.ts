@@ -117,7 +117,10 @@ export function lz4DecompressBlock(
   let d = dstStart;
   if (s >= srcEnd) throw corrupt('empty block');
   for (;;) {
-    const token = src[s++];
+    // A block ends with a literal run; one that ends after a match is invalid (and the next
+    // byte belongs to whatever follows the block).
+    if (s >= srcEnd) throw corrupt('block ends with a match instead of literals');
+    const token = src[s++] ?? 0;
     let lit = token >>> 4;
     if (lit === 15) {
       let b: number;
