@@ -108,8 +108,12 @@ export class FollowedFile {
       }
       try {
         const lock = lockPgno(change.pageSize);
-        for (const pgno of change.pgnos)
+        crashPoint('follow-journal-synced');
+        const half = Math.floor(change.pgnos.length / 2);
+        for (const [i, pgno] of change.pgnos.entries()) {
+          if (i === half) crashPoint('follow-half-written');
           writeAllSync(this.fd, change.page(pgno), (pgno - 1) * change.pageSize);
+        }
         if (lock <= change.commit && (change.pageSize !== oldPageSize || lock > oldCommit)) {
           writeAllSync(this.fd, new Uint8Array(change.pageSize), (lock - 1) * change.pageSize);
         }

@@ -87,35 +87,47 @@ async function followCommand(url: string, flags: RestoreFlags): Promise<void> {
   }
   const client = await openCommandReplica(url);
   const log = (line: string) => process.stderr.write(`${line}\n`);
+  // A signal during the first restore lets it finish; then the follower stops at once. Later,
+  // the apply in progress finishes (the loop stops between applies), then the process exits 0.
+  let stop: (() => void) | undefined;
+  let stopRequested = false;
+  const onSignal = () => {
+    stopRequested = true;
+    stop?.();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   let follower: Follower;
   try {
-    follower = await Follower.start(
-      client,
-      flags.output,
-      {
-        force: flags.force,
-        verbose: flags.verbose,
-        log,
-        ...(intervalMs === undefined ? {} : { intervalMs }),
-      },
-      true,
-    );
-  } catch (err) {
-    await client.close();
-    throw err;
+    try {
+      follower = await Follower.start(
+        client,
+        flags.output,
+        {
+          force: flags.force,
+          verbose: flags.verbose,
+          log,
+          ...(intervalMs === undefined ? {} : { intervalMs }),
+        },
+        true,
+      );
+    } catch (err) {
+      await client.close();
+      throw err;
+    }
+    process.stdout.write(`following ${url} into ${flags.output} at TXID ${formatTxid(follower.txid)}\n`);
+    const running = follower;
+    await new Promise<void>((resolve, reject) => {
+      stop = () => {
+        running.close().then(resolve, reject);
+      };
+      if (stopRequested) stop();
+      else running.run();
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
-  process.stdout.write(`following ${url} into ${flags.output} at TXID ${formatTxid(follower.txid)}\n`);
-  // A signal lets the apply in progress finish (the loop stops between applies), then exits 0.
-  await new Promise<void>((resolve, reject) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      follower.close().then(resolve, reject);
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-    follower.run();
-  });
   process.stdout.write(`stopped at TXID ${formatTxid(follower.txid)}\n`);
 }
 
