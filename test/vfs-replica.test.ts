@@ -256,6 +256,48 @@ describe('the ltx VFS on a file replica', () => {
     }
   });
 
+  it('polls on schedule while one connection runs queries back to back (no yield between them)', async () => {
+    const dir = join(tmp.dir, 'tight-loop');
+    const loopClient = openReplicaClient(join(dir, 'replica'));
+    const writer = new TestPrimary(loopClient, mkdirp(dir));
+    const ltx = await createLtx({ instances: 1 });
+    const intervalMs = 100;
+    try {
+      writer.db.exec('CREATE TABLE c(n INTEGER); INSERT INTO c VALUES (1)');
+      await writer.sync();
+      await ltx.registerReplica('busy', join(dir, 'replica'), { pollIntervalMs: intervalMs });
+      const db = await ltx.open('busy');
+      expect(await db.get('SELECT sum(n) AS s FROM c')).toEqual({ s: 1 });
+      writer.db.exec('INSERT INTO c VALUES (2)');
+      await writer.sync();
+      // Every page is cached, so each query completes in microtasks only: without a turn of the
+      // event loop the poll timer never fires and the TXID stays put however long this runs.
+      const started = Date.now();
+      let queries = 0;
+      let seenAfter: number | undefined;
+      while (Date.now() - started < 3000) {
+        const row = await db.get('SELECT sum(n) AS s FROM c');
+        queries++;
+        if (row?.s === 3) {
+          seenAfter = Date.now() - started;
+          break;
+        }
+      }
+      expect(queries).toBeGreaterThan(10);
+      expect(
+        seenAfter,
+        `the new commit was not seen in 3 s of back-to-back queries (${queries})`,
+      ).toBeDefined();
+      // The poll interval plus one LIST (a local directory: well under one more interval).
+      expect(seenAfter).toBeLessThan(2 * intervalMs + 200);
+      expect(await db.pragma('ltx_txid')).toBe('0000000000000002');
+    } finally {
+      await ltx.close();
+      writer.close();
+      await loopClient.close();
+    }
+  });
+
   it('ten connections cause no LIST requests of their own', async () => {
     const ltx = await createLtx({ instances: 4 });
     try {

@@ -37,6 +37,22 @@ export interface QueryResult {
   rows: SqlValue[][];
 }
 
+/** Longest stretch of back-to-back calls before one gives the event loop a turn. */
+const MAX_BUSY_MS = 10;
+let lastTurn = Date.now();
+
+/**
+ * A query answered from cached pages completes in microtasks only, so a caller awaiting queries in
+ * a loop would starve timers and I/O: the replica's poller would never run and the TXID would stay
+ * put. Every MAX_BUSY_MS one call waits for a turn of the event loop (setImmediate: timers and I/O
+ * callbacks run first), which costs microseconds per stretch.
+ */
+async function yieldIfBusy(): Promise<void> {
+  if (Date.now() - lastTurn < MAX_BUSY_MS) return;
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  lastTurn = Date.now();
+}
+
 /**
  * A read-only connection to a replica (opened by `Ltx.open`). Methods are async and may be called
  * concurrently: calls on connections that share a module instance run one after the other.
@@ -187,6 +203,7 @@ export class LtxDatabase {
   /** Serializes on the module instance and turns failures into named errors. */
   private call<T>(task: () => Promise<T>): Promise<T> {
     return this.instance.mutex.run(async () => {
+      await yieldIfBusy();
       this.instance.vfs.clearLastError();
       try {
         return await task();
