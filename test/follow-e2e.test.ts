@@ -117,7 +117,6 @@ let replicaDir: string;
 let followed: string;
 let replicate: Proc;
 let writer: Proc;
-let follower: Proc | undefined;
 const readers: Array<{ name: string; proc: Proc }> = [];
 const children: Proc[] = [];
 
@@ -213,7 +212,6 @@ afterAll(async () => {
 describe('restore --follow with readers in three SQLite clients', () => {
   it('restores, then applies while Node, Python and the sqlite3 shell read the file', async () => {
     const f = startFollower();
-    follower = f;
     await f.until('the first line', () => f.stdout.includes('following '));
     expect(f.stderr).toMatch(/restored .* at TXID/);
     const total = String(TOTAL);
@@ -256,8 +254,7 @@ describe('restore --follow with readers in three SQLite clients', () => {
         point === undefined
           ? startFollower()
           : startFollower({ LTXVFS_TEST_CRASH_AT: `${point}:${1 + Math.floor(random() * 3)}` });
-      follower = f;
-      if (point === undefined) {
+        if (point === undefined) {
         const applies = 1 + Math.floor(random() * 3);
         await f.until(`${applies} applies`, () => f.count(/applied TXID/) >= applies);
         await new Promise((r) => setTimeout(r, Math.floor(random() * 40)));
