@@ -1,9 +1,11 @@
 import * as SQLite from '@journeyapps/wa-sqlite';
 import { LtxvfsError } from '../src/util/errors.js';
+import { bindAll, readColumn, stepRow } from './binding.js';
 import type { LtxVfs } from './ltx-vfs.js';
 import type { WaSqliteInstance } from './module.js';
 import type { Mutex } from './mutex.js';
-import type { Row, SqlParam, SqlParams, SqlValue } from './values.js';
+import { LtxStatement, type StatementHost } from './statement.js';
+import type { Row, SqlParams, SqlValue } from './values.js';
 
 /** One wa-sqlite module instance with its own ltx VFS; every call into it goes through `mutex`. */
 export interface PooledInstance extends WaSqliteInstance {
@@ -61,13 +63,51 @@ export class LtxDatabase {
   private closed = false;
   /** Prepared statements by SQL text, least recently used first. */
   private readonly statements = new Map<string, number>();
+  /** Statements handed out by prepare(), finalized on close. */
+  private readonly prepared = new Set<LtxStatement>();
+  private readonly host: StatementHost;
 
   constructor(
     readonly uri: string,
     private readonly instance: PooledInstance,
     private readonly handle: number,
     private readonly onClose: (db: LtxDatabase) => void,
-  ) {}
+  ) {
+    this.host = {
+      uri,
+      sqlite3: instance.sqlite3,
+      call: (task) => this.call(task),
+      forget: (statement) => this.prepared.delete(statement),
+    };
+  }
+
+  /**
+   * Prepares one statement for repeated use (`get`, `all`, `iterate`, `columns`, `finalize`).
+   * SQL with more than one statement is refused; use `exec` or `query` for scripts.
+   */
+  async prepare(sql: string): Promise<LtxStatement> {
+    this.assertOpen();
+    return this.call(async () => {
+      const { sqlite3 } = this.instance;
+      let handle: number | undefined;
+      for await (const stmt of sqlite3.statements(this.handle, sql, { unscoped: true })) {
+        handle = stmt;
+        break;
+      }
+      if (handle === undefined) throw new LtxvfsError('BAD_ARGUMENT', `no SQL statement in "${sql}"`);
+      const source = sqlite3.sql(handle);
+      if (!isOnlyStatement(sql, source)) {
+        await sqlite3.finalize(handle);
+        throw new LtxvfsError(
+          'BAD_ARGUMENT',
+          `prepare() takes one statement; "${sql}" has more after "${source}" (use exec() or query())`,
+        );
+      }
+      const statement = new LtxStatement(this.host, source, handle, sqlite3.column_names(handle));
+      this.prepared.add(statement);
+      return statement;
+    });
+  }
 
   /** All rows as objects (column name -> value). */
   async all(sql: string, params?: SqlParams): Promise<Row[]> {
@@ -75,15 +115,49 @@ export class LtxDatabase {
     return rows.map((values) => {
       const row: Row = {};
       columns.forEach((name, i) => {
-        row[name] = values[i]!;
+        row[name] = values[i] ?? null;
       });
       return row;
     });
   }
 
-  /** The first row, or undefined. */
-  async get(sql: string, params?: SqlParams): Promise<Row | undefined> {
-    return (await this.all(sql, params))[0];
+  /**
+   * The first row of the last statement that returns rows, or undefined. Only that first row is
+   * stepped: the rest of the result is never read (nor, on a cold replica, downloaded).
+   */
+  get(sql: string, params?: SqlParams): Promise<Row | undefined> {
+    this.assertOpen();
+    return this.call(async () => {
+      const { sqlite3 } = this.instance;
+      const cached = this.statements.get(sql);
+      if (cached !== undefined) {
+        this.statements.delete(sql); // re-insert: most recently used last
+        this.statements.set(sql, cached);
+        try {
+          return await this.firstRow(cached, params);
+        } catch (err) {
+          this.statements.delete(sql);
+          await sqlite3.finalize(cached).catch(() => undefined);
+          throw err;
+        }
+      }
+      let row: Row | undefined;
+      const prepared: number[] = [];
+      try {
+        for await (const stmt of sqlite3.statements(this.handle, sql, { unscoped: true })) {
+          prepared.push(stmt);
+          const first = await this.firstRow(stmt, params);
+          if (sqlite3.column_count(stmt) > 0) row = first;
+        }
+      } catch (err) {
+        for (const stmt of prepared) await sqlite3.finalize(stmt).catch(() => undefined);
+        throw err;
+      }
+      const [only] = prepared;
+      if (only !== undefined && prepared.length === 1 && isCacheable(sql)) await this.remember(sql, only);
+      else for (const stmt of prepared) await sqlite3.finalize(stmt);
+      return row;
+    });
   }
 
   /** Runs one or more statements; rows are discarded. */
@@ -131,7 +205,8 @@ export class LtxDatabase {
         for (const stmt of prepared) await sqlite3.finalize(stmt).catch(() => undefined);
         throw err;
       }
-      if (prepared.length === 1 && isCacheable(sql)) await this.remember(sql, prepared[0]!);
+      const [only] = prepared;
+      if (only !== undefined && prepared.length === 1 && isCacheable(sql)) await this.remember(sql, only);
       else for (const stmt of prepared) await sqlite3.finalize(stmt);
       return result;
     });
@@ -142,6 +217,9 @@ export class LtxDatabase {
     this.closed = true;
     try {
       await this.call(async () => {
+        for (const statement of this.prepared)
+          await this.instance.sqlite3.finalize(statement.detach()).catch(() => undefined);
+        this.prepared.clear();
         for (const stmt of this.statements.values())
           await this.instance.sqlite3.finalize(stmt).catch(() => undefined);
         this.statements.clear();
@@ -149,6 +227,18 @@ export class LtxDatabase {
       });
     } finally {
       this.onClose(this);
+    }
+  }
+
+  /** Binds, steps once, reads the row if there is one, and rewinds the statement. */
+  private async firstRow(stmt: number, params: SqlParams | undefined): Promise<Row | undefined> {
+    const { sqlite3 } = this.instance;
+    if (params !== undefined) bindAll(sqlite3, stmt, params);
+    try {
+      return await stepRow(sqlite3, stmt, sqlite3.column_names(stmt));
+    } finally {
+      await sqlite3.reset(stmt).catch(() => undefined);
+      sqlite3.clear_bindings(stmt);
     }
   }
 
@@ -186,9 +276,11 @@ export class LtxDatabase {
     sqlite3.clear_bindings(stmt);
     this.statements.set(sql, stmt);
     if (this.statements.size > STATEMENT_CACHE_SIZE) {
-      const [oldestSql, oldest] = this.statements.entries().next().value as [string, number];
-      this.statements.delete(oldestSql);
-      await sqlite3.finalize(oldest);
+      const oldest = this.statements.entries().next().value;
+      if (oldest !== undefined) {
+        this.statements.delete(oldest[0]);
+        await sqlite3.finalize(oldest[1]);
+      }
     }
   }
 
@@ -231,42 +323,9 @@ export function translateError(err: unknown, vfsError: Error | undefined, uri: s
   return err instanceof Error ? err : new Error(String(err));
 }
 
-function bindAll(sqlite3: SQLiteAPI, stmt: number, params: SqlParams): void {
-  const count = sqlite3.bind_parameter_count(stmt);
-  const positional = Array.isArray(params);
-  for (let i = 1; i <= count; i++) {
-    let value: SqlParam | undefined;
-    if (positional) {
-      value = (params as readonly SqlParam[])[i - 1];
-    } else {
-      const name = sqlite3.bind_parameter_name(stmt, i);
-      const named = params as Readonly<Record<string, SqlParam>>;
-      value = name ? (named[name] ?? named[name.slice(1)]) : undefined;
-      if (value === undefined && name && !(name in named) && !(name.slice(1) in named)) {
-        throw new LtxvfsError('BAD_ARGUMENT', `missing value for parameter ${name}`);
-      }
-    }
-    bindValue(sqlite3, stmt, i, value ?? null);
-  }
-}
-
-function bindValue(sqlite3: SQLiteAPI, stmt: number, i: number, value: SqlParam): void {
-  if (value === null) sqlite3.bind_null(stmt, i);
-  else if (typeof value === 'boolean') sqlite3.bind_int(stmt, i, value ? 1 : 0);
-  // Whole numbers stay INTEGER (the stock binder sends anything beyond 32 bits as REAL).
-  else if (typeof value === 'number') {
-    if (Number.isSafeInteger(value)) sqlite3.bind_int64(stmt, i, BigInt(value));
-    else sqlite3.bind_double(stmt, i, value);
-  } else if (typeof value === 'bigint') sqlite3.bind_int64(stmt, i, value);
-  else if (typeof value === 'string') sqlite3.bind_text(stmt, i, value);
-  else if (value instanceof Uint8Array) sqlite3.bind_blob(stmt, i, value);
-  else throw new LtxvfsError('BAD_ARGUMENT', `cannot bind a value of type ${typeof value} to parameter ${i}`);
-}
-
-function readColumn(sqlite3: SQLiteAPI, stmt: number, i: number): SqlValue {
-  const value = sqlite3.column(stmt, i);
-  // Blobs come back as views of wasm memory that the next step overwrites.
-  if (value instanceof Uint8Array) return value.slice();
-  if (Array.isArray(value)) return Uint8Array.from(value);
-  return value as SqlValue;
+/** True when nothing but whitespace, semicolons and comments follows `statement` in `sql`. */
+function isOnlyStatement(sql: string, statement: string): boolean {
+  const at = sql.indexOf(statement);
+  const rest = at < 0 ? '' : sql.slice(at + statement.length);
+  return /^(\s|;|--[^\n]*(\n|$)|\/\*[\s\S]*?\*\/)*$/.test(rest);
 }

@@ -16,6 +16,7 @@ export { instantiateWaSqlite, type WaSqliteInstance } from './module.js';
 export { Mutex } from './mutex.js';
 export { ReplicaMap } from './registry.js';
 export type { HydrationStatus, ReplicaRegistry, ReplicaSource, ReplicaView } from './replica-port.js';
+export { LtxStatement, type StatementArgs } from './statement.js';
 export { parseTimeTarget } from './time-target.js';
 export {
   type Row,

@@ -1,0 +1,169 @@
+import { LtxvfsError } from '../src/util/errors.js';
+import { bindAll, stepRow } from './binding.js';
+import type { Row, SqlParam, SqlParams } from './values.js';
+
+/** What a statement needs from its connection: the API and the serialized, error-naming call. */
+export interface StatementHost {
+  readonly uri: string;
+  readonly sqlite3: SQLiteAPI;
+  /** Runs `task` alone on the connection's module instance; failures become named errors. */
+  call<T>(task: () => Promise<T>): Promise<T>;
+  /** The statement is gone (finalized by its owner): forget it. */
+  forget(statement: LtxStatement): void;
+}
+
+/** Arguments as better-sqlite3 takes them: `(1, 'a')`, `([1, 'a'])` or `({ id: 1 })`. */
+export type StatementArgs = SqlParam[] | [SqlParams];
+
+function toParams(args: StatementArgs): SqlParams | undefined {
+  if (args.length === 0) return undefined;
+  const [first] = args;
+  if (args.length === 1 && first !== null && typeof first === 'object' && !(first instanceof Uint8Array)) {
+    return first as SqlParams;
+  }
+  return args as SqlParam[];
+}
+
+/**
+ * One prepared statement of a read-only connection (from `LtxDatabase.prepare`), in the style of
+ * better-sqlite3's Statement, async because a page may have to come from the store. `iterate`
+ * steps one row per call into SQLite, so leaving the loop early stops the page reads there.
+ * A statement runs one call at a time: using it while it is being iterated is an error.
+ */
+export class LtxStatement {
+  private finalized = false;
+  private busy = false;
+
+  constructor(
+    private readonly host: StatementHost,
+    /** The SQL text of the statement, as SQLite parsed it. */
+    readonly source: string,
+    private readonly handle: number,
+    private readonly columnNames: readonly string[],
+  ) {}
+
+  /** The result columns, in order (empty for a statement that returns no rows). */
+  columns(): Array<{ name: string }> {
+    this.assertUsable();
+    return this.columnNames.map((name) => ({ name }));
+  }
+
+  /** The first row, or undefined; the rest of the result is never stepped. */
+  async get(...args: StatementArgs): Promise<Row | undefined> {
+    return this.exclusive(() =>
+      this.host.call(async () => {
+        this.bind(args);
+        try {
+          return await stepRow(this.host.sqlite3, this.handle, this.columnNames);
+        } finally {
+          await this.rewind();
+        }
+      }),
+    );
+  }
+
+  /** Every row, as objects. */
+  async all(...args: StatementArgs): Promise<Row[]> {
+    return this.exclusive(() =>
+      this.host.call(async () => {
+        this.bind(args);
+        try {
+          const rows: Row[] = [];
+          for (;;) {
+            const row = await stepRow(this.host.sqlite3, this.handle, this.columnNames);
+            if (row === undefined) return rows;
+            rows.push(row);
+          }
+        } finally {
+          await this.rewind();
+        }
+      }),
+    );
+  }
+
+  /**
+   * Rows one at a time. Each row is one call into SQLite, so other connections of the same
+   * module instance run between rows; `break` (or `return()`) resets the statement at once.
+   */
+  async *iterate(...args: StatementArgs): AsyncGenerator<Row, void, undefined> {
+    this.assertUsable();
+    if (this.busy) throw this.busyError();
+    this.busy = true;
+    try {
+      await this.host.call(async () => this.bind(args));
+      for (;;) {
+        const row = await this.host.call(() => stepRow(this.host.sqlite3, this.handle, this.columnNames));
+        if (row === undefined) return;
+        yield row;
+      }
+    } finally {
+      this.busy = false;
+      // The statement may already be finalized by a close() that ran while we were suspended.
+      if (!this.finalized) await this.host.call(() => this.rewind());
+    }
+  }
+
+  /** A replica cannot be written: always REPLICA_READONLY. */
+  async run(..._args: StatementArgs): Promise<never> {
+    this.assertUsable();
+    throw new LtxvfsError(
+      'REPLICA_READONLY',
+      `${this.host.uri} is a read-only replica: cannot run "${this.source}" for its changes`,
+    );
+  }
+
+  /** Frees the statement; using it afterwards is an error. Safe to call twice. */
+  async finalize(): Promise<void> {
+    if (this.finalized) return;
+    this.finalized = true;
+    this.host.forget(this);
+    await this.host.call(async () => {
+      await this.host.sqlite3.finalize(this.handle);
+    });
+  }
+
+  /** @internal The connection is closing and finalizes the handle itself. */
+  detach(): number {
+    this.finalized = true;
+    return this.handle;
+  }
+
+  get isFinalized(): boolean {
+    return this.finalized;
+  }
+
+  private bind(args: StatementArgs): void {
+    const params = toParams(args);
+    if (params !== undefined) bindAll(this.host.sqlite3, this.handle, params);
+  }
+
+  /** Back to the start with no bindings, so the statement holds no read transaction. */
+  private async rewind(): Promise<void> {
+    await this.host.sqlite3.reset(this.handle).catch(() => undefined);
+    this.host.sqlite3.clear_bindings(this.handle);
+  }
+
+  private async exclusive<T>(task: () => Promise<T>): Promise<T> {
+    this.assertUsable();
+    if (this.busy) throw this.busyError();
+    this.busy = true;
+    try {
+      return await task();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private busyError(): LtxvfsError {
+    return new LtxvfsError(
+      'BAD_ARGUMENT',
+      `statement "${this.source}" is busy (an iterate() over it has not finished); prepare another one`,
+    );
+  }
+
+  private assertUsable(): void {
+    if (this.finalized) {
+      throw new LtxvfsError('BAD_ARGUMENT', `statement "${this.source}" of ${this.host.uri} is finalized`);
+    }
+  }
+}
