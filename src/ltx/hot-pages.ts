@@ -77,11 +77,15 @@ export function encodeHotPages(fields: {
   pageSize: number;
   timestamp: number;
   read: PageReader;
+  /** The pages to carry, when the caller has already chosen them; else hotPageNumbers(). */
+  pgnos?: readonly number[];
 }): HotPagesFile {
   if (fields.txid < 2) {
     throw new LtxvfsError('LTX_ENCODE', 'hot pages need a TXID above 1 (TXID 1 files are snapshots)');
   }
-  const pgnos = hotPageNumbers(fields.commit, fields.pageSize, fields.read);
+  const pgnos = fields.pgnos
+    ? [...fields.pgnos]
+    : hotPageNumbers(fields.commit, fields.pageSize, fields.read);
   const header = litestreamHeader({
     pageSize: fields.pageSize,
     commit: fields.commit,

@@ -115,7 +115,7 @@ export function validateManifest(m: unknown, source = 'manifest'): asserts m is 
   if (!Array.isArray(o.files)) fail('files is not a list');
   const files = o.files as unknown[];
   let maxTxid = 0;
-  const lastOfLevel = new Map<number, number>();
+  const lastOfLevel = new Map<number, [number, number]>();
   for (const [i, f] of files.entries()) {
     const what = `files[${i}]`;
     if (typeof f !== 'object' || f === null) fail(`${what} is not an object`);
@@ -140,9 +140,12 @@ export function validateManifest(m: unknown, source = 'manifest'): asserts m is 
     if ((e.indexOffset as number) + (e.indexSize as number) > (e.size as number)) {
       fail(`${what} places its index past the end of the object`);
     }
+    // Ascending (minTxid, maxTxid): snapshots of L9 all start at TXID 1.
     const prev = lastOfLevel.get(level);
-    if (prev !== undefined && min <= prev) fail(`${what} is out of order in level ${level}`);
-    lastOfLevel.set(level, max);
+    if (prev !== undefined && (min < prev[0] || (min === prev[0] && max <= prev[1]))) {
+      fail(`${what} is out of order in level ${level}`);
+    }
+    lastOfLevel.set(level, [min, max]);
     if (e.index !== undefined && (typeof e.index !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(e.index))) {
       fail(`${what}.index is not base64`);
     }

@@ -6,6 +6,7 @@ import {
   type PageIndexColumns,
   pageIndexTailLength,
   parsePageIndexColumns,
+  TRAILER_SIZE,
 } from '../ltx/index.js';
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
@@ -35,6 +36,46 @@ export class IndexLoader {
   /** Loads every file in parallel; `withHeader` files also get their header. */
   loadAll(files: readonly LtxFileInfo[], withHeader: ReadonlySet<LtxFileInfo>): Promise<LoadedFile[]> {
     return Promise.all(files.map((f) => this.load(f, withHeader.has(f))));
+  }
+
+  /**
+   * A file whose index location (and maybe bytes) the manifest gave: the index bytes as given, or
+   * one GET of exactly [indexOffset, size). Cached like load(); `commit` comes from the manifest.
+   */
+  loadKnown(
+    file: LtxFileInfo,
+    known: { indexOffset: number; commit: number; index?: Uint8Array },
+  ): Promise<LoadedFile> {
+    const key = `${fileKey(file)}@${file.size}`;
+    let pending = this.cache.get(key);
+    if (pending === undefined) {
+      pending = (async () => {
+        const indexPart =
+          known.index ??
+          (await this.client.readRange(file, known.indexOffset, file.size - known.indexOffset));
+        // The trailer is not needed to read pages; a zero trailer with the flag bit keeps the
+        // parser's shape (it checks the bit, not the checksum).
+        let bytes = indexPart;
+        if (known.index !== undefined) {
+          bytes = new Uint8Array(indexPart.length + TRAILER_SIZE);
+          bytes.set(indexPart);
+          bytes[indexPart.length + 8] = 0x80;
+        }
+        let parsed: ReturnType<typeof parsePageIndexColumns>;
+        try {
+          parsed = parsePageIndexColumns(bytes, file.size);
+        } catch (err) {
+          throw this.wrap(file, err);
+        }
+        if (parsed.kind === 'need-more' || parsed.indexStart !== known.indexOffset) {
+          throw this.corrupt(file, `its page index is not where the manifest says (${known.indexOffset})`);
+        }
+        return { index: makeFileIndex(file, parsed.columns, known.commit) };
+      })();
+      this.cache.set(key, pending);
+      pending.catch(() => this.cache.delete(key));
+    }
+    return pending;
   }
 
   async load(file: LtxFileInfo, withHeader: boolean): Promise<LoadedFile> {

@@ -1,16 +1,25 @@
 import { EventEmitter } from 'node:events';
 import { LRUCache } from 'lru-cache';
+import type { DecodedLtxFile } from '../ltx/index.js';
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
 import { LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
-import { describeTarget, type Listing } from './extend.js';
+import { describeTarget, extendChain, type Listing } from './extend.js';
 import { Hydrator } from './hydrator.js';
 import { IndexLoader } from './index-loader.js';
+import {
+  describeManifest,
+  isVanished,
+  loadFromManifest,
+  lookAtManifest,
+  type ManifestState,
+  manifestEntry,
+} from './manifest-open.js';
 import { PageFetcher } from './page-fetcher.js';
 import { type FileIndex, PageMap } from './page-map.js';
 import { heldStates, PageReader } from './page-reader.js';
 import { planRestore } from './plan.js';
-import { findNewFiles, listAllLevels, PollTimer } from './poller.js';
+import { findNewFiles, listAllLevels, type PollFinding, PollTimer } from './poller.js';
 import type { AcquireTarget, HydrationStatus, ReplicaSource, ReplicaView } from './port.js';
 import type { Version } from './version.js';
 import { Pins, View } from './view.js';
@@ -31,7 +40,15 @@ export interface ReplicaOptions {
   /** Grow read-ahead on sequential access. Default true. */
   readAhead?: boolean;
   logger?: (line: string) => void;
+  /**
+   * Open and follow through the writer's manifest (`ltxvfs/manifest.json`) when it is there and
+   * fresh: one GET to open, one conditional GET per poll. Default true; false always lists.
+   */
+  manifest?: boolean;
 }
+
+/** In LIST mode, every this many polls also looks whether a fresh manifest is back. */
+const MANIFEST_RETRY_POLLS = 10;
 
 export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_READ_AHEAD_BYTES = 4 * 1024 * 1024;
@@ -62,6 +79,10 @@ export class Replica extends EventEmitter implements ReplicaSource {
   private tipSeenAt: number;
   private readonly hydrator: Hydrator | undefined;
   private closed = false;
+  /** The manifest the latest version came from; undefined = LIST mode. */
+  private manifestState: ManifestState | undefined;
+  private readonly useManifest: boolean;
+  private listPolls = 0;
 
   private constructor(
     client: ReplicaClient,
@@ -83,6 +104,7 @@ export class Replica extends EventEmitter implements ReplicaSource {
       maxReadAheadBytes: options.maxReadAheadBytes ?? DEFAULT_MAX_READ_AHEAD_BYTES,
     });
     this.reader = new PageReader(client, this.fetcher, loader, this.log);
+    this.useManifest = options.manifest ?? true;
     this.timer = new PollTimer(options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS, () => this.poll());
     if (options.hydratePath !== undefined) {
       this.hydrator = new Hydrator(
@@ -102,20 +124,75 @@ export class Replica extends EventEmitter implements ReplicaSource {
     }
   }
 
-  /** Lists levels, plans the latest state and fetches the page-index tails in parallel. */
+  /**
+   * Opens at the latest state. With a fresh manifest: one round of GETs (the manifest and the hot
+   * pages), then the page indexes the manifest does not carry, in parallel; the hot pages enter
+   * the page cache wherever no newer file changed them. Otherwise (no manifest, or one that
+   * cannot be trusted, which is logged): one LIST of the replica, then the index tails.
+   */
   static async open(client: ReplicaClient, options: ReplicaOptions = {}): Promise<Replica> {
     const openedAt = Date.now();
+    const log = options.logger ?? (() => {});
     const loader = new IndexLoader(client);
-    const listing = await listAllLevels(client);
-    const chain = planRestore(listing, {}, { url: client.url });
-    const latest = await buildVersion(loader, chain, client.url);
+    let opened: { version: Version; state: ManifestState; hot?: DecodedLtxFile } | undefined;
+    if (options.manifest ?? true) {
+      const look = await lookAtManifest(client, { withHotPages: true });
+      if (look.kind === 'ok') {
+        try {
+          const chain = planRestore(look.state.listing, {}, { url: client.url });
+          opened = {
+            version: await versionFromManifest(loader, look.state, chain),
+            state: look.state,
+            hot: look.hot,
+          };
+        } catch (err) {
+          log(
+            `warning: ${client.url}: the manifest's plan failed (${err instanceof Error ? err.message : String(err)}); listing instead`,
+          );
+        }
+      } else if (look.kind === 'fallback' && look.why !== undefined) {
+        log(`warning: ${look.why}; listing instead`);
+      }
+    }
+    let latest: Version;
+    if (opened !== undefined) {
+      latest = opened.version;
+    } else {
+      const listing = await listAllLevels(client);
+      const chain = planRestore(listing, {}, { url: client.url });
+      latest = await buildVersion(loader, chain, client.url);
+    }
     const replica = new Replica(client, options, loader, latest, openedAt);
+    if (opened !== undefined) {
+      replica.manifestState = opened.state;
+      if (opened.hot !== undefined) replica.seedHotPages(latest, opened.hot);
+    }
     replica.log(
-      `opened ${client.url} at TXID ${formatTxid(latest.txid)} (${chain.length} files, ${latest.commit} pages)`,
+      `opened ${client.url} at TXID ${formatTxid(latest.txid)} (${latest.commit} pages) ${opened ? `from ${describeManifest(opened.state.manifest)}` : 'by listing'}`,
     );
     replica.timer.start();
     replica.hydrator?.start();
     return replica;
+  }
+
+  /**
+   * Hot pages are the state at their TXID h. A page whose newest frame in this version's plan
+   * comes from a file ending at or before h has not changed since h, so the hot copy is its
+   * content; every other hot page is left to the normal read (newer changes win).
+   */
+  private seedHotPages(version: Version, hot: DecodedLtxFile): void {
+    const h = hot.header.maxTxid;
+    let seeded = 0;
+    for (const page of hot.pages) {
+      if (page.pgno > version.commit) continue;
+      const loc = version.map.lookup(page.pgno);
+      if (loc === undefined || loc.index.file.maxTxid > h) continue;
+      this.fetcher.remember(loc, page.data);
+      seeded++;
+    }
+    this.log(
+      `${this.client.url}: ${seeded} of ${hot.pages.length} hot pages (TXID ${formatTxid(h)}) in the cache`,
+    );
   }
 
   /** Latest known state, synchronous (the poller keeps it fresh); pinned until release(). */
@@ -193,12 +270,72 @@ export class Replica extends EventEmitter implements ReplicaSource {
     this.fetcher.clearCache();
   }
 
+  /**
+   * With a manifest: one conditional GET (a 304 when nothing changed). Without, or when it stops
+   * being trustworthy (logged once per switch): the LIST path, looking again every few polls.
+   */
+  private async findNew(from: Version): Promise<{ finding: PollFinding; state: ManifestState | undefined }> {
+    const tryManifest =
+      this.useManifest && (this.manifestState !== undefined || ++this.listPolls % MANIFEST_RETRY_POLLS === 0);
+    if (tryManifest) {
+      const current = this.manifestState;
+      const look = await lookAtManifest(this.client, { etag: current?.etag, withHotPages: false });
+      if (look.kind === 'unchanged' && current !== undefined) {
+        if (Date.now() - current.manifest.writtenAt <= current.manifest.staleAfterMs) {
+          return { finding: { kind: 'none' }, state: current };
+        }
+        this.log(
+          `warning: ${this.client.url} manifest is stale (written ${new Date(current.manifest.writtenAt).toISOString()}): its writer stopped or another writer took over; listing instead`,
+        );
+      } else if (look.kind === 'ok') {
+        if (current === undefined) this.log(`${this.client.url}: a fresh manifest is back; following it`);
+        const listing = look.state.listing;
+        const files = extendChain(listing, from.txid);
+        const [first, ...rest] = files;
+        const reached = files[files.length - 1]?.maxTxid ?? from.txid;
+        if (reached >= look.state.manifest.txid) {
+          return {
+            finding: first !== undefined ? { kind: 'extend', files: [first, ...rest] } : { kind: 'none' },
+            state: look.state,
+          };
+        }
+        return { finding: { kind: 'replan', listing }, state: look.state };
+      } else if (look.kind === 'fallback' && current !== undefined) {
+        this.log(`warning: ${look.why ?? `${this.client.url} manifest is gone`}; listing instead`);
+      }
+      this.manifestState = undefined;
+    }
+    return { finding: await findNewFiles(this.client, from.txid), state: undefined };
+  }
+
   private async pollOnce(): Promise<Txid> {
     const from = this.latestVersion;
-    const finding = await findNewFiles(this.client, from.txid);
+    const { finding, state } = await this.findNew(from);
+    this.manifestState = state;
     let next: Version | undefined;
     let applied: FileIndex[] | 'replanned' = 'replanned';
-    if (finding.kind === 'extend') {
+    if (finding.kind === 'extend' && state !== undefined) {
+      try {
+        const loaded = await loadFromManifest(this.loader, state, finding.files);
+        const last = finding.files[finding.files.length - 1];
+        const entry = last === undefined ? undefined : manifestEntry(state, last);
+        if (last !== undefined && entry !== undefined) {
+          applied = loaded.map((l) => l.index);
+          next = {
+            txid: last.maxTxid,
+            pageSize: from.pageSize,
+            commit: entry.commit,
+            timestamp: new Date(entry.timestamp),
+            map: from.map.apply(applied, entry.commit),
+          };
+        }
+      } catch (err) {
+        if (!isVanished(err)) throw err;
+        // A file it names is gone already: the listing decides.
+        this.manifestState = undefined;
+        return this.pollOnce();
+      }
+    } else if (finding.kind === 'extend') {
       const last = finding.files[finding.files.length - 1];
       const loaded = await this.loader.loadAll(finding.files, new Set([last]));
       const header = loaded[loaded.length - 1].header!;
@@ -223,11 +360,11 @@ export class Replica extends EventEmitter implements ReplicaSource {
       this.log(
         `${this.client.url}: TXID ${formatTxid(from.txid)} cannot be continued from the listing; re-planning`,
       );
-      next = await buildVersion(
-        this.loader,
-        planRestore(finding.listing, {}, { url: this.client.url }),
-        this.client.url,
-      );
+      const chain = planRestore(finding.listing, {}, { url: this.client.url });
+      next =
+        state !== undefined
+          ? await versionFromManifest(this.loader, state, chain)
+          : await buildVersion(this.loader, chain, this.client.url);
       if (next.txid <= from.txid) next = undefined;
     }
     this.tipSeenAt = Date.now();
@@ -246,6 +383,30 @@ export class Replica extends EventEmitter implements ReplicaSource {
   private assertOpen(): void {
     if (this.closed) throw new LtxvfsError('BAD_ARGUMENT', `replica ${this.client.url} is closed`);
   }
+}
+
+/** buildVersion with the header facts and (small) indexes the manifest carries. */
+async function versionFromManifest(
+  loader: IndexLoader,
+  state: ManifestState,
+  chain: LtxFileInfo[],
+): Promise<Version> {
+  const last = chain[chain.length - 1];
+  const entry = last === undefined ? undefined : manifestEntry(state, last);
+  if (last === undefined || entry === undefined) {
+    throw new LtxvfsError('REPLICA_CORRUPT', 'the manifest plan names a file it does not describe');
+  }
+  const loaded = await loadFromManifest(loader, state, chain);
+  return {
+    txid: last.maxTxid,
+    pageSize: state.manifest.pageSize,
+    commit: entry.commit,
+    timestamp: new Date(entry.timestamp),
+    map: PageMap.build(
+      loaded.map((l) => l.index),
+      entry.commit,
+    ),
+  };
 }
 
 /** Page maps of the planned files, applied in order; header of the last file gives size and time. */

@@ -36,6 +36,8 @@ export interface CompactionSchedulerOptions {
    * directory); it needs room for one output, about the database size for L9-sized merges.
    */
   spoolDir?: string;
+  /** Called after every pass that ran something (the manifest is rewritten from it). */
+  afterPass?: () => Promise<void>;
 }
 
 export interface CompactionStats {
@@ -64,6 +66,7 @@ export class CompactionScheduler {
   private readonly encoding: PageEncoding | undefined;
   private readonly readBudgetBytes: number;
   private readonly spoolDir: string;
+  private readonly afterPass: (() => Promise<void>) | undefined;
   private staleSpoolsRemoved = false;
   /** Newest file per level as far as this process knows; undefined = not listed yet. */
   private readonly newest = new Map<number, LtxFileInfo | null>();
@@ -83,6 +86,13 @@ export class CompactionScheduler {
     this.encoding = opts.encoding;
     this.readBudgetBytes = opts.readBudgetBytes ?? 64 * 1024 * 1024;
     this.spoolDir = opts.spoolDir ?? tmpdir();
+    this.afterPass = opts.afterPass;
+  }
+
+  /** Changes whenever a pass wrote or deleted something. */
+  private workDone(): number {
+    const c = this.counters;
+    return c.compactions + c.snapshots + c.deleted;
   }
 
   stats(): CompactionStats {
@@ -109,9 +119,12 @@ export class CompactionScheduler {
    */
   tick(): Promise<void> {
     if (!this.running) {
-      this.running = this.runDue().finally(() => {
-        this.running = undefined;
-      });
+      const before = this.workDone();
+      this.running = this.runDue()
+        .then(() => (this.workDone() !== before ? this.afterPass?.().catch(() => {}) : undefined))
+        .finally(() => {
+          this.running = undefined;
+        });
     }
     return this.running;
   }

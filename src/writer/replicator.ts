@@ -22,6 +22,7 @@ import type { CompactionConfig } from './compaction-config.js';
 import { encodeLtxChunks, litestreamHeader } from './l0-file.js';
 import { Lease } from './lease.js';
 import { LocalState, type WalCursor, type WriterState } from './local-state.js';
+import { ManifestPublisher, type ManifestPublisherOptions } from './manifest-publisher.js';
 import { fullPages, incrementalPages, newestFramesBefore, WalChangedError } from './page-source.js';
 import { type CheckpointMode, PrimaryDatabase } from './primary-db.js';
 import { Uploader } from './uploader.js';
@@ -76,6 +77,11 @@ export interface ReplicatorOptions {
   compaction?: CompactionConfig;
   /** How often the compaction scheduler looks at its schedule (default 1000 ms). */
   compactionPollMs?: number;
+  /**
+   * The reader manifest `ltxvfs/manifest.json` and hot pages `ltxvfs/hot.ltx` (README, "Opening
+   * and following"); default on. `false` leaves the replica exactly as Litestream would.
+   */
+  manifest?: false | ManifestPublisherOptions;
 }
 
 export interface ReplicatorStats {
@@ -120,7 +126,15 @@ export class Replicator extends EventEmitter {
   private readonly opts: Required<
     Omit<
       ReplicatorOptions,
-      'logger' | 'replica' | 'lease' | 'dbPath' | 'encoding' | 'keepAlive' | 'compaction' | 'compactionPollMs'
+      | 'logger'
+      | 'replica'
+      | 'lease'
+      | 'dbPath'
+      | 'encoding'
+      | 'keepAlive'
+      | 'compaction'
+      | 'compactionPollMs'
+      | 'manifest'
     >
   > & { encoding: PageEncoding; keepAlive: boolean };
   private readonly logger: ReplicatorLogger;
@@ -132,6 +146,7 @@ export class Replicator extends EventEmitter {
   private state: WriterState | undefined;
   private uploader: Uploader | undefined;
   private compactor: CompactionScheduler | undefined;
+  private manifest: ManifestPublisher | undefined;
   private timer: NodeJS.Timeout | undefined;
   private walWatch: NodeJS.Timeout | undefined;
   private chain: Promise<unknown> = Promise.resolve();
@@ -209,6 +224,13 @@ export class Replicator extends EventEmitter {
       throw err;
     }
     const uploaded = Math.min(this.state?.txid ?? 0, this.remoteMaxAtStart);
+    if (this.options.manifest !== false) {
+      this.manifest = new ManifestPublisher(client, {
+        ...this.options.manifest,
+        log: (line) => this.logger.info(line),
+      });
+      this.manifest.start();
+    }
     this.uploader = new Uploader(
       {
         client,
@@ -223,6 +245,7 @@ export class Replicator extends EventEmitter {
             `uploaded L0 ${formatTxid(txid)} (${bytes} bytes) in ${ms} ms${lag === undefined ? '' : `, lag ${lag} ms`}`,
           );
           this.emit('uploaded', { txid, bytes, ms, lagMs: lag });
+          this.manifest?.publish().catch(() => {});
         },
         onRetry: (info) => {
           this.counters.uploadRetries++;
@@ -255,6 +278,7 @@ export class Replicator extends EventEmitter {
         logger: (line) => this.logger.info(line),
         encoding: this.opts.encoding,
         spoolDir: this.local.dir,
+        afterPass: this.manifest ? () => this.manifest?.publish() ?? Promise.resolve() : undefined,
       });
       this.compactor.start(this.options.compactionPollMs ?? 1000);
     }
@@ -425,11 +449,13 @@ export class Replicator extends EventEmitter {
 
   /**
    * Resolves once everything committed before the call is durable in the replica: stages what is
-   * committed, then waits for the upload. Rejects if replication stops (LEASE_LOST, WRITER_FORK).
+   * committed, then waits for the upload and for the manifest that names it (so a reader opened
+   * after sync() sees it). Rejects if replication stops (LEASE_LOST, WRITER_FORK).
    */
   async sync(): Promise<{ txid: Txid }> {
     const txid = await this.serialized(() => this.syncLocal());
     await this.uploader!.waitFor(txid);
+    await this.manifest?.publish().catch(() => {});
     return { txid };
   }
 
@@ -559,6 +585,9 @@ export class Replicator extends EventEmitter {
     if (this.walWatch) clearInterval(this.walWatch);
     await this.compactor?.stop();
     this.compactor = undefined;
+    this.manifest?.stop();
+    await this.manifest?.publish().catch(() => {});
+    this.manifest = undefined;
     await this.uploader?.stop(this.fatalError);
     try {
       if (!this.fatalError) await this.lease?.release();
