@@ -210,3 +210,55 @@ describe('Replica hydration', () => {
     expect(before.bytesDownloaded + after.bytesDownloaded).toBeLessThanOrEqual(whole);
   });
 });
+
+describe('Replica hydration on a full disk (a real 512 KiB tmpfs)', () => {
+  let mountPoint: string | undefined;
+  let skipReason: string | undefined;
+
+  beforeEach(async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { spawnSync } = await import('node:child_process');
+    mountPoint = mkdtempSync(join(tmp.dir, 'full-'));
+    const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', mountPoint], {
+      encoding: 'utf8',
+    });
+    if (r.status !== 0) {
+      skipReason = `cannot mount a tmpfs (needs root): ${r.stderr.trim() || r.error?.message}`;
+      console.warn(`[full-disk hydration test skipped] ${skipReason}`);
+      mountPoint = undefined;
+    }
+  });
+
+  afterEach(async () => {
+    if (mountPoint !== undefined) {
+      const { spawnSync } = await import('node:child_process');
+      for (const r of open.splice(0)) await r.close(); // nothing may hold a file on the mount
+      const r = spawnSync('umount', [mountPoint], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`umount ${mountPoint}: ${r.stderr}`);
+    }
+  });
+
+  it('fails with HYDRATION_FAILED naming ENOSPC and the path, leaves no temp files, counts only written pages, and reads keep coming from the store', async (ctx) => {
+    if (mountPoint === undefined) {
+      ctx.skip(skipReason);
+      return;
+    }
+    const { readdirSync } = await import('node:fs');
+    const path = join(mountPoint, 'hydrated.db');
+    const image = primary.images.get(2)!;
+    expect(image.length).toBeGreaterThan(2 * 512 * 1024); // does not fit
+    const replica = await openReplica({ hydratePath: path });
+    await waitFor('the hydration to fail', () => replica.hydration().state === 'error');
+    const status = replica.hydration();
+    expect(status.errorCode).toBe('HYDRATION_FAILED');
+    expect(status.error).toContain('ENOSPC');
+    expect(status.error).toContain(`${path}.tmp`);
+    // Progress never counts more pages than the disk could hold.
+    expect(status.pagesDone * 4096).toBeLessThanOrEqual(512 * 1024);
+    expect(readdirSync(mountPoint).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+    // The replica answers from the store, every page equal to the primary's.
+    const view = replica.acquireLatest();
+    expect(Buffer.compare(await readAll(view), image)).toBe(0);
+    view.release();
+  });
+});

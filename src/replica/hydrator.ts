@@ -185,11 +185,34 @@ export class Hydrator {
       }
     } catch (err) {
       if (this.closed) return;
+      await this.abandon();
       this.state.state = 'error';
       this.state.error = err instanceof Error ? err.message : String(err);
-      this.host.log(`hydration of ${this.filePath} failed: ${this.state.error}`);
+      this.state.errorCode = isLtxvfsError(err) ? err.code : 'HYDRATION_FAILED';
+      this.host.log(`hydration of ${this.filePath} failed (${this.state.errorCode}): ${this.state.error}`);
       this.host.report(this.status());
     }
+  }
+
+  /**
+   * After a failure: stop serving pages from the file (the replica answers from the store), and
+   * leave nothing half-written. A first download that never completed is removed with its sidecar;
+   * a complete file stays with the last sidecar that vouches for it (pages being replaced were
+   * already cleared in it), so a restart resumes.
+   */
+  private async abandon(): Promise<void> {
+    const fh = this.fh;
+    this.fh = undefined;
+    await fh?.close().catch(() => {});
+    await fsp.rm(`${this.sidecarPath}.tmp`, { force: true }).catch(() => {});
+    if (!this.final) {
+      await fsp.rm(this.tempPath, { force: true }).catch(() => {});
+      await fsp.rm(this.sidecarPath, { force: true }).catch(() => {});
+    }
+  }
+
+  private get dataPath(): string {
+    return this.final ? this.filePath : this.tempPath;
   }
 
   private async init(): Promise<void> {
@@ -362,10 +385,11 @@ export class Hydrator {
         groups.push(group);
       }
     }
-    const fh = this.fh!;
+    const fh = this.fh;
+    if (fh === undefined) return;
     for (const g of groups) {
       const buf = g.pages.length === 1 ? g.pages[0] : Buffer.concat(g.pages);
-      await fh.write(buf, 0, buf.length, (g.pgno - 1) * target.pageSize);
+      await writeAll(fh, buf, (g.pgno - 1) * target.pageSize, this.dataPath);
     }
     if (this.target !== target) return;
     for (const e of run.wanted) {
@@ -426,14 +450,20 @@ export class Hydrator {
       valid: Buffer.from(this.valid.buffer, this.valid.byteOffset, this.valid.byteLength).toString('base64'),
     };
     const tmp = `${this.sidecarPath}.tmp`;
-    const fh = await fsp.open(tmp, 'w');
     try {
-      await fh.writeFile(JSON.stringify(sidecar));
-      await fh.sync();
-    } finally {
-      await fh.close();
+      const fh = await fsp.open(tmp, 'w');
+      try {
+        await fh.writeFile(JSON.stringify(sidecar));
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fsp.rename(tmp, this.sidecarPath);
+      // The rename is durable only once the directory is.
+      await syncDir(path.dirname(this.sidecarPath));
+    } catch (err) {
+      throw ioFailure(`writing ${tmp}`, err);
     }
-    await fsp.rename(tmp, this.sidecarPath);
   }
 
   private setState(state: HydrationStatus['state']): void {
@@ -455,6 +485,25 @@ export class Hydrator {
     const byte = p >> 3;
     if (byte < this.valid.length) this.valid[byte] &= ~(1 << (p & 7));
   }
+}
+
+/** Writes all of `data` at `position`, however short each write is; a failure names the file. */
+async function writeAll(fh: fsp.FileHandle, data: Uint8Array, position: number, file: string): Promise<void> {
+  let done = 0;
+  try {
+    while (done < data.length) {
+      const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
+      if (bytesWritten === 0) throw new Error('the write made no progress');
+      done += bytesWritten;
+    }
+  } catch (err) {
+    throw ioFailure(`writing ${file}`, err);
+  }
+}
+
+function ioFailure(what: string, err: unknown): LtxvfsError {
+  const message = err instanceof Error ? err.message : String(err);
+  return new LtxvfsError('HYDRATION_FAILED', `${what}: ${message}`, { cause: err });
 }
 
 async function syncDir(dir: string): Promise<void> {

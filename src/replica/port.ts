@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../util/errors.js';
 import type { Txid } from '../util/txid.js';
 
 /*
@@ -12,7 +13,10 @@ export interface HydrationStatus {
   pagesDone: number;
   pagesTotal: number;
   bytesDownloaded: number;
+  /** What failed, naming the file or object (state 'error'). */
   error?: string;
+  /** HYDRATION_FAILED for local I/O (e.g. ENOSPC writing the file), else the store's error code. */
+  errorCode?: ErrorCode;
 }
 
 /** One consistent TXID; immutable while held. */
