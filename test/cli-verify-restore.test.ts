@@ -5,7 +5,7 @@
  * the primary itself (read with better-sqlite3 when each TXID was replicated), never from our
  * own decoder.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -233,6 +233,48 @@ describe('ltxvfs verify and restore on a file replica', () => {
     expect(line).toContain(`${hex(1)}..${hex(4)}`);
     const left = (await readdir(tmp.dir)).filter((f) => f.startsWith('unknown.db'));
     expect(left).toEqual([]);
+  });
+
+  it('names an output path that cannot be written, before fetching anything', async () => {
+    const missing = join(tmp.dir, 'no-such-dir', 'out.db');
+    const noDir = await runCli(['restore', pristine, '-o', missing]);
+    expect(noDir.code).toBe(1);
+    expect(noDir.stderr.trimEnd()).toBe(
+      `ltxvfs: RESTORE_OUTPUT: directory ${dirname(missing)} of ${missing} does not exist`,
+    );
+    const dir = join(tmp.dir, 'a-directory');
+    await mkdir(dir);
+    for (const extra of [[], ['--force']]) {
+      const onDir = await runCli(['restore', pristine, '-o', dir, ...extra]);
+      expect(onDir.code).toBe(1);
+      expect(onDir.stderr).toMatch(/^ltxvfs: RESTORE_OUTPUT: .* is a directory/);
+      expect(await readdir(dir)).toEqual([]);
+    }
+  });
+
+  it('names a full or read-only file system and leaves nothing behind (small tmpfs)', async (ctx) => {
+    for (const [options, expected] of [
+      ['size=4k', /RESTORE_OUTPUT: cannot write .*full\/out\.db: the disk is full \(ENOSPC\)/],
+      ['size=64k,ro', /RESTORE_OUTPUT: cannot write .*full\/out\.db: the file system is read-only \(EROFS\)/],
+    ] as const) {
+      const mountPoint = join(tmp.dir, 'full');
+      await mkdir(mountPoint, { recursive: true });
+      const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', mountPoint]);
+      if (mounted.status !== 0) {
+        console.warn(`[skipped] cannot mount a tmpfs here: ${mounted.stderr.toString().trim()}`);
+        ctx.skip();
+      }
+      try {
+        const out = join(mountPoint, 'out.db');
+        const result = await runCli(['restore', pristine, '-o', out]);
+        expect(result.code).toBe(1);
+        expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+        expect(result.stderr).toMatch(expected);
+        expect(await readdir(mountPoint)).toEqual([]);
+      } finally {
+        spawnSync('umount', [mountPoint]);
+      }
+    }
   });
 
   it('fails on a corrupt file mid-restore without leaving the output or a .tmp', async () => {

@@ -1,4 +1,5 @@
-import { existsSync, ftruncateSync } from 'node:fs';
+import { existsSync, ftruncateSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { type LtxHeader, LtxStreamDecoder, lockPgno } from '../ltx/index.js';
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
 import { writeAllSync, writeFileAtomic } from '../util/atomic-file.js';
@@ -50,6 +51,7 @@ export interface RestoreResult {
  */
 export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   const { client, outPath } = options;
+  checkOutputPath(outPath);
   if (!options.force && existsSync(outPath)) {
     throw new LtxvfsError('BAD_ARGUMENT', `${outPath} already exists (use --force to overwrite)`);
   }
@@ -57,7 +59,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   const bytesTotal = plan.reduce((n, f) => n + f.size, 0);
   const chunkBytes = options.chunkBytes ?? 4 * 1024 * 1024;
   let bytesRead = 0;
-  const header = await writeFileAtomic(outPath, async (fd) => {
+  const header = await writeOutput(outPath, async (fd) => {
     let last: LtxHeader | undefined;
     for (const [i, file] of plan.entries()) {
       const name = `${client.url} level ${file.level} ${formatTxid(file.minTxid)}-${formatTxid(file.maxTxid)}.ltx`;
@@ -102,6 +104,49 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     return final;
   });
   return { txid: header.maxTxid, pageSize: header.pageSize, commit: header.commit, files: plan, bytesRead };
+}
+
+/**
+ * Refuses, before anything is fetched, an output that cannot be written: a directory, or a path
+ * whose directory does not exist.
+ */
+function checkOutputPath(outPath: string): void {
+  const stats = statSync(outPath, { throwIfNoEntry: false });
+  if (stats?.isDirectory()) {
+    throw new LtxvfsError('RESTORE_OUTPUT', `${outPath} is a directory; give the path of a database file`);
+  }
+  const dir = dirname(resolve(outPath));
+  const dirStats = statSync(dir, { throwIfNoEntry: false });
+  if (!dirStats) throw new LtxvfsError('RESTORE_OUTPUT', `directory ${dir} of ${outPath} does not exist`);
+  if (!dirStats.isDirectory())
+    throw new LtxvfsError('RESTORE_OUTPUT', `${dir} of ${outPath} is not a directory`);
+}
+
+/** writeFileAtomic, with file-system failures (full, read-only, no permission) named by path. */
+async function writeOutput<T>(outPath: string, write: (fd: number) => Promise<T>): Promise<T> {
+  try {
+    return await writeFileAtomic(outPath, write);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException | undefined)?.code;
+    if (!(err instanceof LtxvfsError) && typeof code === 'string') {
+      const why =
+        code === 'ENOSPC'
+          ? 'the disk is full'
+          : code === 'EROFS'
+            ? 'the file system is read-only'
+            : code === 'EACCES' || code === 'EPERM'
+              ? 'permission denied'
+              : code;
+      throw new LtxvfsError(
+        'RESTORE_OUTPUT',
+        `cannot write ${outPath}: ${why} (${code}); nothing was left behind`,
+        {
+          cause: err,
+        },
+      );
+    }
+    throw err;
+  }
 }
 
 /** A stored file as a stream of range reads (memory: one chunk). */

@@ -44,6 +44,7 @@ export type ErrorCode =
   | 'REPLICA_READONLY'
   | 'REPLICA_CORRUPT'
   | 'HYDRATION_FAILED'
+  | 'RESTORE_OUTPUT'
   | 'SQL_ERROR'
   | 'BAD_ARGUMENT';
 
