@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -89,6 +91,30 @@ describe('manifest written by the Replicator', () => {
     expect(decoded.pages[0]?.pgno).toBe(1);
     expect(decoded.pages.length).toBeGreaterThan(5);
     expect(decoded.pages.length).toBeLessThan(200);
+  });
+});
+
+describe('tools that list ignore the manifest prefix', () => {
+  const CLI = join(import.meta.dirname, '..', 'dist', 'src', 'cli', 'main.js');
+  const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+
+  it('ltxvfs ls, verify and restore see only the level files; the level layout is unchanged', async () => {
+    const replicaDir = join(tmp.dir, 'replica');
+    expect(readdirSync(replicaDir).sort()).toEqual(['ltx', 'ltxvfs']);
+    expect(readdirSync(join(replicaDir, 'ltxvfs')).sort()).toEqual(['hot.ltx', 'manifest.json']);
+    const ls = run('ls', replicaDir);
+    expect(ls.status, ls.stderr).toBe(0);
+    expect(ls.stdout).not.toMatch(/ltxvfs|manifest|hot/);
+    expect(ls.stdout.trim().split('\n').length).toBeGreaterThan((await client.listAll()).length - 1);
+    const verify = run('verify', replicaDir);
+    expect(verify.status, verify.stdout + verify.stderr).toBe(0);
+    const out = join(tmp.dir, 'restored.db');
+    const restore = run('restore', '-o', out, replicaDir);
+    expect(restore.status, restore.stderr).toBe(0);
+    const sql = 'SELECT count(*) AS n, sum(length(v)) AS s FROM t';
+    const restored = new Database(out, { readonly: true });
+    expect(restored.prepare(sql).get()).toEqual(db.prepare(sql).get());
+    restored.close();
   });
 });
 
