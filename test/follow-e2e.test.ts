@@ -254,7 +254,7 @@ describe('restore --follow with readers in three SQLite clients', () => {
         point === undefined
           ? startFollower()
           : startFollower({ LTXVFS_TEST_CRASH_AT: `${point}:${1 + Math.floor(random() * 3)}` });
-        if (point === undefined) {
+      if (point === undefined) {
         const applies = 1 + Math.floor(random() * 3);
         await f.until(`${applies} applies`, () => f.count(/applied TXID/) >= applies);
         await new Promise((r) => setTimeout(r, Math.floor(random() * 40)));

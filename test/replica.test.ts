@@ -287,6 +287,27 @@ describe('Replica on a file replica', () => {
     view.release();
   });
 
+  it('a header whose commit disagrees with the pages is REPLICA_CORRUPT naming the file, not a malformed image', async () => {
+    await sixTxids();
+    const path = join(tmp.dir, 'replica', 'ltx', '0', `${formatTxid(6)}-${formatTxid(6)}.ltx`);
+    const original = new Uint8Array(readFileSync(path));
+    const commit = new DataView(original.buffer).getUint32(12);
+    expect(commit * 4096).toBe(primary.images.get(6)?.length);
+    for (const lie of [commit + 1, commit - 1]) {
+      const bytes = new Uint8Array(original);
+      new DataView(bytes.buffer).setUint32(12, lie);
+      writeFileSync(path, bytes);
+      const replica = await openReplica({ cacheBytes: 0 });
+      const view = replica.acquireLatest();
+      expect(view.pageCount).toBe(lie);
+      const err = await expectCode(view.readPage(1), 'REPLICA_CORRUPT');
+      expect(err.message).toContain(`L0/${formatTxid(6)}-${formatTxid(6)}`);
+      expect(err.message).toContain(`${lie} pages`);
+      expect(err.message).toContain(`page 1 says ${commit}`);
+      view.release();
+    }
+  });
+
   it('objects vanishing under an open replica are a named error', async () => {
     await sixTxids();
     const replica = await openReplica({ cacheBytes: 0 });

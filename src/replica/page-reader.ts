@@ -43,7 +43,10 @@ export class PageReader {
   readPageSync(version: Version, pgno: number): Uint8Array | undefined {
     if (pgno === lockPgno(version.pageSize)) return new Uint8Array(version.pageSize);
     const loc = version.map.lookup(pgno);
-    return loc === undefined ? undefined : this.readKnownSync(version, loc, pgno);
+    if (loc === undefined) return undefined;
+    const page = this.readKnownSync(version, loc, pgno);
+    if (pgno === 1 && page !== undefined) this.checkPageOne(version, page);
+    return page;
   }
 
   async readPage(version: Version, pgno: number): Promise<Uint8Array> {
@@ -58,7 +61,10 @@ export class PageReader {
     let loc = version.map.lookup(pgno);
     if (loc !== undefined) {
       const local = this.readKnownSync(version, loc, pgno);
-      if (local !== undefined) return local;
+      if (local !== undefined) {
+        if (pgno === 1) this.checkPageOne(version, local);
+        return local;
+      }
     }
     for (let attempt = 0; ; attempt++) {
       if (loc === undefined) {
@@ -68,7 +74,9 @@ export class PageReader {
         );
       }
       try {
-        return await this.fetcher.read(loc, version.pageSize);
+        const page = await this.fetcher.read(loc, version.pageSize);
+        if (pgno === 1) this.checkPageOne(version, page);
+        return page;
       } catch (err) {
         if (attempt > 0 || !isLtxvfsError(err, 'STORAGE_NOT_FOUND')) throw err;
         await this.replan(version, err);
@@ -89,6 +97,23 @@ export class PageReader {
       });
     }
     return version.replanning;
+  }
+
+  /**
+   * SQLite's own record of the database size (page 1, offset 28, valid while the change counter
+   * at 24 equals the version-valid-for number at 92) must be the size the plan's last header
+   * claims; otherwise that header lies (SQLite would only say "database disk image is malformed").
+   */
+  private checkPageOne(version: Version, page: Uint8Array): void {
+    if (page.length < 100) return;
+    const view = new DataView(page.buffer, page.byteOffset, 100);
+    const size = view.getUint32(28);
+    if (size === 0 || view.getUint32(24) !== view.getUint32(92) || size === version.commit) return;
+    throw new LtxvfsError(
+      'REPLICA_CORRUPT',
+      `header of ${version.commitFrom} in ${this.client.url} says the database has ${version.commit} pages at TXID ` +
+        `${formatTxid(version.txid)}, but its page 1 says ${size}`,
+    );
   }
 
   private readKnownSync(version: Version, loc: PageLocation, pgno: number): Uint8Array | undefined {

@@ -16,7 +16,7 @@ import {
   manifestEntry,
 } from './manifest-open.js';
 import { PageFetcher } from './page-fetcher.js';
-import { type FileIndex, PageMap } from './page-map.js';
+import { type FileIndex, fileKey, PageMap } from './page-map.js';
 import { heldStates, PageReader } from './page-reader.js';
 import { planRestore } from './plan.js';
 import { findNewFiles, listAllLevels, type PollFinding, PollTimer } from './poller.js';
@@ -326,6 +326,7 @@ export class Replica extends EventEmitter implements ReplicaSource {
             pageSize: from.pageSize,
             commit: entry.commit,
             timestamp: new Date(entry.timestamp),
+            commitFrom: `${fileKey(last)} (as the manifest describes it)`,
             map: from.map.apply(applied, entry.commit),
           };
         }
@@ -346,6 +347,7 @@ export class Replica extends EventEmitter implements ReplicaSource {
           pageSize: header.pageSize,
           commit: header.commit,
           timestamp: new Date(header.timestamp),
+          commitFrom: fileKey(last),
           map: from.map.apply(applied, header.commit),
         };
       } else {
@@ -402,6 +404,7 @@ async function versionFromManifest(
     pageSize: state.manifest.pageSize,
     commit: entry.commit,
     timestamp: new Date(entry.timestamp),
+    commitFrom: `${fileKey(last)} (as the manifest describes it)`,
     map: PageMap.build(
       loaded.map((l) => l.index),
       entry.commit,
@@ -428,6 +431,7 @@ async function buildVersion(loader: IndexLoader, chain: LtxFileInfo[], url: stri
     pageSize: header.pageSize,
     commit: header.commit,
     timestamp: new Date(header.timestamp),
+    commitFrom: fileKey(last),
     map: PageMap.build(
       loaded.map((l) => l.index),
       header.commit,

@@ -11,6 +11,8 @@ export interface Version {
   readonly pageSize: number;
   readonly commit: number;
   readonly timestamp: Date;
+  /** The object whose header gave `commit` and `timestamp` (the last file of the plan), for errors. */
+  readonly commitFrom: string;
   map: PageMap;
   /** A re-plan in progress for this TXID, shared by every reader that hit a vanished object. */
   replanning?: Promise<void>;
