@@ -207,3 +207,43 @@ async function allFiles() {
   for (const level of await client.levels()) out.push(...(await client.listFiles(level)));
   return out;
 }
+
+describe('follower and a reader that keeps its read transaction open', () => {
+  it('fails the apply with SQLITE_BUSY after the busy timeout, leaves the file whole, and applies once the reader is done', async () => {
+    const dir = join(tmp.dir, 'busy');
+    mkdirSync(dir);
+    const busyClient = new FileReplicaClient(join(dir, 'replica'));
+    const p = new TestPrimary(busyClient, dir);
+    const path = join(dir, 'followed.db');
+    try {
+      fillTable(p.db, 100, 80);
+      await p.sync();
+      const f = await Follower.start(busyClient, path, { busyTimeoutMs: 50 });
+      try {
+        const reader = new Database(path);
+        reader.exec('BEGIN');
+        expect((reader.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n).toBe(100);
+        fillTable(p.db, 100, 80, 101);
+        await p.sync();
+        const err = await f.poll().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(String(err)).toMatch(/locked|busy/i);
+        expect(f.txid).toBe(1);
+        // Still inside its transaction, the reader sees the state it started with.
+        expect((reader.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n).toBe(100);
+        reader.exec('COMMIT');
+        await f.poll();
+        expect(f.txid).toBe(2);
+        expect((reader.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n).toBe(200);
+        reader.close();
+      } finally {
+        await f.close();
+      }
+    } finally {
+      p.close();
+      await busyClient.close();
+    }
+  });
+});

@@ -106,6 +106,8 @@ export class Follower extends EventEmitter {
   private position: FollowPosition;
   private file: FollowedFile;
   private closing = false;
+  private closed = false;
+  private polling: Promise<void> | undefined;
   private loopDone: Promise<void> | undefined;
   private wakeup: (() => void) | undefined;
   private newestTxid: Txid;
@@ -214,7 +216,18 @@ export class Follower extends EventEmitter {
    * One round: look at the replica and apply everything new (in batches), or re-plan. Errors
    * are thrown to the caller (the background loop logs them and retries).
    */
-  async poll(): Promise<void> {
+  poll(): Promise<void> {
+    // One round at a time: a caller's poll() joins the loop's round in flight.
+    if (this.polling === undefined) {
+      this.polling = this.pollRound().finally(() => {
+        this.polling = undefined;
+      });
+    }
+    return this.polling;
+  }
+
+  private async pollRound(): Promise<void> {
+    if (this.closed) throw new LtxvfsError('BAD_ARGUMENT', `the follower of ${this.path} is closed`);
     if (this.replanNeeded !== undefined) {
       await this.replan(this.replanNeeded);
       return;
@@ -237,6 +250,8 @@ export class Follower extends EventEmitter {
     this.closing = true;
     this.wakeup?.();
     await this.loopDone;
+    await this.polling?.catch(() => {});
+    this.closed = true;
     this.stateName = 'closed';
     this.saveState();
     this.file.close();

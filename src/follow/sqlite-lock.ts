@@ -47,7 +47,13 @@ export class SqliteFileLock {
 
   /** Runs `fn` while this process holds SQLite's EXCLUSIVE lock on the file. */
   exclusive<T>(fn: () => T): T {
-    this.db.exec('BEGIN EXCLUSIVE');
+    try {
+      this.db.exec('BEGIN EXCLUSIVE');
+    } catch (err) {
+      // Readers kept the lock past the busy timeout: nothing was touched, the caller retries.
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      throw err;
+    }
     try {
       return fn();
     } finally {
