@@ -1,10 +1,11 @@
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { createLtx, type Ltx } from '../../vfs/index.js';
 import type { HydrationStatus } from '../replica/port.js';
 import { Replica } from '../replica/replica.js';
+import { loadBetterSqlite3 } from '../util/better-sqlite3.js';
 import { LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
 import { Replicator } from '../writer/replicator.js';
@@ -94,7 +95,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   process.on('SIGINT', onInterrupt);
   try {
     // The primary: an app database with some history already in it.
-    primary = new Database(dbPath);
+    primary = new (loadBetterSqlite3('ltxvfs demo'))(dbPath);
     primary.pragma('journal_mode = WAL');
     primary.exec(REVIEWS_SCHEMA);
     const insert = primary.prepare(INSERT_REVIEW);

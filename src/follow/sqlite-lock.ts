@@ -1,24 +1,9 @@
-import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
-import { LtxvfsError } from '../util/errors.js';
-
-type DatabaseConstructor = typeof BetterSqlite3;
-
-let loaded: DatabaseConstructor | undefined;
+import { type BetterSqlite3Constructor, loadBetterSqlite3 as loadShared } from '../util/better-sqlite3.js';
 
 /** better-sqlite3, loaded on first use: a read-only install that never follows need not have it. */
-export function loadBetterSqlite3(): DatabaseConstructor {
-  if (loaded !== undefined) return loaded;
-  try {
-    loaded = createRequire(import.meta.url)('better-sqlite3') as DatabaseConstructor;
-  } catch (err) {
-    throw new LtxvfsError(
-      'BAD_ARGUMENT',
-      'follow mode takes SQLite\'s own locks through the package "better-sqlite3", which is not installed: npm install better-sqlite3',
-      { cause: err },
-    );
-  }
-  return loaded;
+export function loadBetterSqlite3(): BetterSqlite3Constructor {
+  return loadShared('follow mode (restore --follow, follow())');
 }
 
 /**

@@ -46,6 +46,7 @@ export type ErrorCode =
   | 'HYDRATION_FAILED'
   | 'RESTORE_OUTPUT'
   | 'SQL_ERROR'
+  | 'MISSING_DEPENDENCY'
   | 'BAD_ARGUMENT';
 
 export class LtxvfsError extends Error {

@@ -1,5 +1,6 @@
 import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { loadBetterSqlite3 } from '../util/better-sqlite3.js';
 import { LtxvfsError } from '../util/errors.js';
 import { FileWalSource } from '../wal/index.js';
 
@@ -184,7 +185,9 @@ export class PrimaryDatabase {
    */
   acquireBarrier(): boolean {
     if (!this.barrier) {
-      this.barrier = new Database(this.dbPath, { fileMustExist: true });
+      this.barrier = new (loadBetterSqlite3('the writer (ltxvfs replicate, Replicator)'))(this.dbPath, {
+        fileMustExist: true,
+      });
       this.barrier.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
       this.barrier.pragma('wal_autocheckpoint = 0');
     }
@@ -240,9 +243,10 @@ export class PrimaryDatabase {
   }
 
   private openReader(): Database.Database {
+    const Sqlite = loadBetterSqlite3('the writer (ltxvfs replicate, Replicator)');
     let conn: Database.Database;
     try {
-      conn = new Database(this.dbPath, { fileMustExist: true });
+      conn = new Sqlite(this.dbPath, { fileMustExist: true });
     } catch (err) {
       throw new LtxvfsError('WRITER_DB', `cannot open database ${this.dbPath}: ${(err as Error).message}`, {
         cause: err,
