@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { closeSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { type LtxHeader, LtxStreamDecoder, lockPgno } from '../ltx/index.js';
+import { describeLtxFile, type LtxHeader, LtxStreamDecoder, lockPgno } from '../ltx/index.js';
 import { extendChain } from '../replica/extend.js';
 import { patchPageOne } from '../replica/page-one.js';
 import { listAllLevels } from '../replica/poller.js';
@@ -386,7 +386,7 @@ export class Follower extends EventEmitter {
   }
 
   private async download(info: LtxFileInfo): Promise<DecodedFile> {
-    const name = `${this.client.url} level ${info.level} ${formatTxid(info.minTxid)}-${formatTxid(info.maxTxid)}.ltx`;
+    const name = `${this.client.url} ${describeLtxFile(info)}`;
     try {
       const decoder = new LtxStreamDecoder(fileChunks(this.client, info));
       const header = await decoder.header();
@@ -671,5 +671,5 @@ function last<T>(items: readonly T[]): T {
 }
 
 function describeMark(mark: FileMark): string {
-  return `level ${mark.level} ${formatTxid(mark.minTxid)}-${formatTxid(mark.maxTxid)}.ltx`;
+  return describeLtxFile(mark);
 }

@@ -1,4 +1,5 @@
-import { CHECKSUM_FLAG, PENDING_BYTE } from './constants.js';
+import { CHECKSUM_FLAG } from './constants.js';
+import { lockPgno } from './names.js';
 
 /**
  * CRC-64/GO-ISO (Go's hash/crc64 with the ISO table): reflected polynomial 0xD800000000000000,
@@ -148,9 +149,4 @@ export function databaseChecksum(pages: Iterable<{ pgno: number; data: Uint8Arra
     acc = CHECKSUM_FLAG | (acc ^ pageChecksum(page.pgno, page.data));
   }
   return acc;
-}
-
-/** Page number of SQLite's lock page for a page size. */
-export function lockPgno(pageSize: number): number {
-  return Math.floor(PENDING_BYTE / pageSize) + 1;
 }

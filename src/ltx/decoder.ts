@@ -1,5 +1,5 @@
 import { LtxvfsError } from '../util/errors.js';
-import { Crc64, lockPgno, pageChecksum } from './checksum.js';
+import { Crc64, pageChecksum } from './checksum.js';
 import {
   CHECKSUM_FLAG,
   HEADER_FLAG_NO_CHECKSUM,
@@ -10,6 +10,7 @@ import {
   TRAILER_SIZE,
 } from './constants.js';
 import { decodeHeader, decodeTrailer, isSnapshot, type LtxHeader, type LtxTrailer } from './header.js';
+import { lockPgno } from './names.js';
 import { decodeFramePayload, pageFrameExtent, readPageHeader } from './page-frame.js';
 import { checkFileChecksumFlag, type PageIndexEntry, UvarintReader } from './page-index.js';
 import { looksLikeLtxV1, unsupportedV1 } from './v1.js';

@@ -1,8 +1,9 @@
 import { LtxvfsError } from '../util/errors.js';
-import { Crc64, lockPgno, pageChecksum } from './checksum.js';
+import { Crc64, pageChecksum } from './checksum.js';
 import { CHECKSUM_FLAG, HEADER_FLAG_NO_CHECKSUM, PAGE_HEADER_SIZE, type PageEncoding } from './constants.js';
 import { encodeHeader, encodeTrailer, isSnapshot, type LtxHeader } from './header.js';
 import type { Lz4Compressor } from './lz4-block.js';
+import { lockPgno } from './names.js';
 import { encodePageFrame } from './page-frame.js';
 import { encodePageIndex, type PageIndexEntry } from './page-index.js';
 

@@ -1,8 +1,8 @@
 import { LtxvfsError } from '../util/errors.js';
 import type { Txid } from '../util/txid.js';
-import { lockPgno } from './checksum.js';
 import { encodeLtxFile } from './encoder.js';
 import { litestreamHeader } from './header.js';
+import { lockPgno } from './names.js';
 
 /** B-tree page types (the first byte of the b-tree header). */
 const INTERIOR_INDEX = 0x02;

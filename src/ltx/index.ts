@@ -1,5 +1,5 @@
 /** The LTX file format (Litestream v0.5 / superfly/ltx v3). Pure bytes in, bytes out. */
-export { Crc64, crc64, databaseChecksum, lockPgno, pageChecksum } from './checksum.js';
+export { Crc64, crc64, databaseChecksum, pageChecksum } from './checksum.js';
 export { type CompactOptions, compactLtx } from './compactor.js';
 export {
   CHECKSUM_FLAG,
@@ -62,6 +62,16 @@ export {
   type ManifestHotPages,
   validateManifest,
 } from './manifest.js';
+export {
+  describeLtxFile,
+  formatLtxFileName,
+  LTX_NAME_PATTERN,
+  lockPgno,
+  MAX_COMPACTION_LEVEL,
+  MAX_LEVEL,
+  parseLtxFileName,
+  SNAPSHOT_LEVEL,
+} from './names.js';
 export { decodePageFrame, encodePageFrame } from './page-frame.js';
 export {
   encodePageIndex,

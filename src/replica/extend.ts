@@ -1,3 +1,4 @@
+import { SNAPSHOT_LEVEL } from '../ltx/names.js';
 import type { LtxFileInfo } from '../storage/types.js';
 import { formatTxid, type Txid } from '../util/txid.js';
 
@@ -5,8 +6,6 @@ export type Listing = Map<number, LtxFileInfo[]>;
 
 /** Which files may be used at all (e.g. `maxTxid <= target`). */
 export type FileFilter = (file: LtxFileInfo) => boolean;
-
-const SNAPSHOT_LEVEL = 9;
 
 /**
  * Greedy extension of a chain that ends at `fromTxid` using files of levels 8..0: among files that

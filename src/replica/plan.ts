@@ -1,3 +1,4 @@
+import { formatLtxFileName, SNAPSHOT_LEVEL } from '../ltx/names.js';
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
 import { LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
@@ -16,8 +17,6 @@ export interface PlanOptions {
   /** Names the replica in error messages. */
   url?: string;
 }
-
-const SNAPSHOT_LEVEL = 9;
 
 /**
  * Litestream's restore plan (`CalcRestorePlan`, ltx-and-litestream.md 2.6), as a pure function
@@ -157,5 +156,5 @@ function describeTarget(target: RestoreTarget): string {
 }
 
 function fileName(f: LtxFileInfo): string {
-  return `${formatTxid(f.minTxid)}-${formatTxid(f.maxTxid)}.ltx`;
+  return formatLtxFileName(f.minTxid, f.maxTxid);
 }

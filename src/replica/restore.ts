@@ -1,6 +1,6 @@
 import { existsSync, ftruncateSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { type LtxHeader, LtxStreamDecoder, lockPgno } from '../ltx/index.js';
+import { describeLtxFile, type LtxHeader, LtxStreamDecoder, lockPgno } from '../ltx/index.js';
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
 import { writeAllSync, writeFileAtomic } from '../util/atomic-file.js';
 import { LtxvfsError } from '../util/errors.js';
@@ -62,7 +62,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   const header = await writeOutput(outPath, async (fd) => {
     let last: LtxHeader | undefined;
     for (const [i, file] of plan.entries()) {
-      const name = `${client.url} level ${file.level} ${formatTxid(file.minTxid)}-${formatTxid(file.maxTxid)}.ltx`;
+      const name = `${client.url} ${describeLtxFile(file)}`;
       const counted = async function* () {
         for await (const chunk of fileChunks(client, file, chunkBytes)) {
           bytesRead += chunk.length;

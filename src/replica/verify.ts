@@ -1,4 +1,5 @@
 import { LtxStreamDecoder } from '../ltx/index.js';
+import { describeLtxFile } from '../ltx/names.js';
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
 import { isLtxvfsError } from '../util/errors.js';
 import { formatTxid } from '../util/txid.js';
@@ -25,7 +26,7 @@ export async function verifyReplica(client: ReplicaClient): Promise<VerifyReport
   let files = 0;
   let bytes = 0;
   let pageSize: number | undefined;
-  const name = (f: LtxFileInfo) => `level ${f.level} ${formatTxid(f.minTxid)}-${formatTxid(f.maxTxid)}.ltx`;
+  const name = (f: LtxFileInfo) => describeLtxFile(f);
   for (const [level, list] of listing) {
     let prev: LtxFileInfo | undefined;
     for (const f of list) {

@@ -1,13 +1,16 @@
+import { formatLtxFileName as ltxFileName, MAX_LEVEL } from '../ltx/names.js';
 import { LtxvfsError } from '../util/errors.js';
-import { formatTxid, type Txid, txidFromBigInt } from '../util/txid.js';
+import { formatTxid } from '../util/txid.js';
 import type { LtxFileRef } from './types.js';
 
-/** Litestream's LTX object name; other widths or uppercase hex are not LTX names and are ignored. */
-export const LTX_NAME_PATTERN = /^([0-9a-f]{16})-([0-9a-f]{16})\.ltx$/;
-
-/** Litestream uses levels 0..9; 9 holds full snapshots. */
-export const MAX_LEVEL = 9;
-export const SNAPSHOT_LEVEL = 9;
+// The layout's facts live in src/ltx/names.ts; storage callers get them from here too.
+export {
+  formatLtxFileName as ltxFileName,
+  LTX_NAME_PATTERN,
+  MAX_LEVEL,
+  parseLtxFileName,
+  SNAPSHOT_LEVEL,
+} from '../ltx/names.js';
 
 export function assertLevel(level: number): void {
   if (!Number.isInteger(level) || level < 0 || level > MAX_LEVEL) {
@@ -31,21 +34,6 @@ export function assertFileRef(file: LtxFileRef): void {
       `invalid LTX file reference: minTxid ${formatTxid(file.minTxid)} > maxTxid ${formatTxid(file.maxTxid)}`,
     );
   }
-}
-
-/** `<min16>-<max16>.ltx` */
-export function ltxFileName(minTxid: Txid, maxTxid: Txid): string {
-  return `${formatTxid(minTxid)}-${formatTxid(maxTxid)}.ltx`;
-}
-
-/** TXIDs of an LTX name, or null when the name is not one (so listings can skip it). */
-export function parseLtxFileName(name: string): { minTxid: Txid; maxTxid: Txid } | null {
-  const match = LTX_NAME_PATTERN.exec(name);
-  if (!match) return null;
-  const min = BigInt(`0x${match[1]}`);
-  const max = BigInt(`0x${match[2]}`);
-  if (min > max || max > BigInt(Number.MAX_SAFE_INTEGER)) return null;
-  return { minTxid: txidFromBigInt(min, name), maxTxid: txidFromBigInt(max, name) };
 }
 
 /** S3 layout: level as 4 lowercase hex digits, no `ltx/` segment. */

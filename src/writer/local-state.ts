@@ -1,8 +1,9 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { formatLtxFileName, parseLtxFileName } from '../ltx/names.js';
 import { writeAllSync, writeFileAtomicSync } from '../util/atomic-file.js';
 import { LtxvfsError } from '../util/errors.js';
-import { formatTxid, type Txid } from '../util/txid.js';
+import type { Txid } from '../util/txid.js';
 
 /** Where the next incremental sync continues in the WAL. */
 export interface WalCursor {
@@ -31,7 +32,6 @@ export interface WriterState {
 
 const STATE_FILE = 'state.json';
 const L0_DIR = join('ltx', '0');
-const L0_NAME = /^([0-9a-f]{16})-([0-9a-f]{16})\.ltx$/;
 
 /**
  * The replicator's directory beside the database, `.<db>-ltxvfs/` (as Litestream keeps
@@ -83,7 +83,7 @@ export class LocalState {
   }
 
   l0Path(txid: Txid): string {
-    return join(this.l0Dir, `${formatTxid(txid)}-${formatTxid(txid)}.ltx`);
+    return join(this.l0Dir, formatLtxFileName(txid, txid));
   }
 
   /** Staged L0 TXIDs, ascending. */
@@ -96,8 +96,8 @@ export class LocalState {
     }
     const out: Txid[] = [];
     for (const name of names) {
-      const m = L0_NAME.exec(name);
-      if (m && m[1] === m[2]) out.push(Number.parseInt(m[1]!, 16));
+      const range = parseLtxFileName(name);
+      if (range && range.minTxid === range.maxTxid) out.push(range.minTxid);
     }
     return out.sort((a, b) => a - b);
   }
