@@ -74,6 +74,14 @@ function startReader(url: string, measureMs: number, sampleMs: number, pollMs: n
   return { child, ready, result };
 }
 
+/** AWS S3 Standard request prices (us-east-1), USD per request. */
+const USD_PER_GET = 0.0004 / 1000;
+const USD_PER_LIST = 0.005 / 1000;
+
+function monthlyUsd(perSecond: { list: number; get: number }): number {
+  return Math.round((perSecond.list * USD_PER_LIST + perSecond.get * USD_PER_GET) * 30 * 86_400 * 100) / 100;
+}
+
 export async function runScaleOutSection(ctx: BenchContext): Promise<BenchSection> {
   const quick = ctx.mode === 'quick';
   const measureMs = quick ? 8000 : 20_000;
@@ -102,60 +110,75 @@ export async function runScaleOutSection(ctx: BenchContext): Promise<BenchSectio
   });
   await replicator.start();
   await replicator.sync();
-  const writer = setInterval(() => insert.run(makeReview(random, Date.now(), 4)), writeEveryMs);
+  let writer: NodeJS.Timeout | undefined;
 
   const rows: Array<Record<string, Cell>> = [];
   const raw: unknown[] = [];
   try {
-    for (const count of ctx.readers) {
-      // Start them a few at a time: 16 Node processes loading wasm at once on a small machine
-      // would measure start-up contention, not following.
-      const readers: Reader[] = [];
-      const opened: Array<{ openMs: number }> = [];
-      for (let i = 0; i < count; i += START_BATCH) {
-        const batch = Array.from({ length: Math.min(START_BATCH, count - i) }, () =>
-          startReader(ctx.replicaUrl(bucket, 'app', true), measureMs, sampleMs, pollMs),
-        );
-        readers.push(...batch);
-        opened.push(...(await Promise.all(batch.map((r) => r.ready))));
+    for (const phase of ['primary writing', 'nothing changing'] as const) {
+      if (phase === 'primary writing') {
+        writer = setInterval(() => insert.run(makeReview(random, Date.now(), 4)), writeEveryMs);
+      } else {
+        clearInterval(writer);
+        await replicator.sync();
       }
-      for (const r of readers) r.child.stdin!.write('go\n');
-      const results = await Promise.all(readers.map((r) => r.result));
-      const seconds = measureMs / 1000;
-      const requests = results.reduce((a, r) => a + r.requests.list + r.requests.get + r.requests.head, 0);
-      const lists = results.reduce((a, r) => a + r.requests.list, 0);
-      const openMs = opened.map((o) => o.openMs);
-      const lagP50s = results.map((r) => percentile(r.lagMs, 50));
-      const lagP99s = results.map((r) => percentile(r.lagMs, 99));
-      const all = results.flatMap((r) => r.lagMs);
-      rows.push({
-        readers: count,
-        'store requests/s (all readers)': requests / seconds,
-        'LIST/s': lists / seconds,
-        'requests/s per reader': requests / seconds / count,
-        'lag p50 ms (all samples)': percentile(all, 50),
-        'lag p99 ms (all samples)': percentile(all, 99),
-        'worst reader p50 / p99 ms': `${Math.round(Math.max(...lagP50s))} / ${Math.round(Math.max(...lagP99s))}`,
-        'open ms (median)': Math.round(percentile(openMs, 50)),
-        'failed queries': results.reduce((a, r) => a + r.errorCount, 0),
-      });
-      raw.push({
-        readers: count,
-        perReader: results.map((r) => ({
-          pid: r.pid,
-          openMs: r.openMs,
-          samples: r.samples,
-          lagP50: percentile(r.lagMs, 50),
-          lagP99: percentile(r.lagMs, 99),
-          requests: r.requests,
-        })),
-      });
-      ctx.log(
-        `scale-out ${count} readers: ${Math.round(requests / seconds)} req/s, lag p50 ${Math.round(percentile(all, 50))} ms`,
-      );
+      for (const count of ctx.readers) {
+        // Start them a few at a time: 16 Node processes loading wasm at once on a small machine
+        // would measure start-up contention, not following.
+        const readers: Reader[] = [];
+        const opened: Array<{ openMs: number }> = [];
+        for (let i = 0; i < count; i += START_BATCH) {
+          const batch = Array.from({ length: Math.min(START_BATCH, count - i) }, () =>
+            startReader(ctx.replicaUrl(bucket, 'app', true), measureMs, sampleMs, pollMs),
+          );
+          readers.push(...batch);
+          opened.push(...(await Promise.all(batch.map((r) => r.ready))));
+        }
+        for (const r of readers) r.child.stdin!.write('go\n');
+        const results = await Promise.all(readers.map((r) => r.result));
+        const seconds = measureMs / 1000;
+        const requests = results.reduce((a, r) => a + r.requests.list + r.requests.get + r.requests.head, 0);
+        const lists = results.reduce((a, r) => a + r.requests.list, 0);
+        const gets = results.reduce((a, r) => a + r.requests.get + r.requests.head, 0);
+        const perReader = { list: lists / seconds / count, get: gets / seconds / count };
+        const openMs = opened.map((o) => o.openMs);
+        const lagP50s = results.map((r) => percentile(r.lagMs, 50));
+        const lagP99s = results.map((r) => percentile(r.lagMs, 99));
+        const all = results.flatMap((r) => r.lagMs);
+        rows.push({
+          phase,
+          readers: count,
+          'store requests/s (all readers)': requests / seconds,
+          'LIST/s': lists / seconds,
+          'requests/s per reader': requests / seconds / count,
+          'GET+HEAD/s per reader': perReader.get,
+          'LIST/s per reader': perReader.list,
+          'USD/month per reader': monthlyUsd(perReader),
+          'USD/month per reader, LIST polling': monthlyUsd({ list: 1000 / pollMs, get: 0 }),
+          'lag p50 ms (all samples)': percentile(all, 50),
+          'lag p99 ms (all samples)': percentile(all, 99),
+          'worst reader p50 / p99 ms': `${Math.round(Math.max(...lagP50s))} / ${Math.round(Math.max(...lagP99s))}`,
+          'open ms (median)': Math.round(percentile(openMs, 50)),
+          'failed queries': results.reduce((a, r) => a + r.errorCount, 0),
+        });
+        raw.push({
+          readers: count,
+          perReader: results.map((r) => ({
+            pid: r.pid,
+            openMs: r.openMs,
+            samples: r.samples,
+            lagP50: percentile(r.lagMs, 50),
+            lagP99: percentile(r.lagMs, 99),
+            requests: r.requests,
+          })),
+        });
+        ctx.log(
+          `scale-out (${phase}) ${count} readers: ${Math.round(requests / seconds)} req/s, lag p50 ${Math.round(percentile(all, 50))} ms`,
+        );
+      }
     }
   } finally {
-    clearInterval(writer);
+    if (writer !== undefined) clearInterval(writer);
     await replicator.stop();
     db.close();
     await removeScratch(primaryPath);
@@ -163,7 +186,7 @@ export async function runScaleOutSection(ctx: BenchContext): Promise<BenchSectio
   return {
     id: 'scale-out',
     title: 'Scale-out: reader processes following one replica',
-    note: `Each reader is its own Node process with the ltx VFS, polling the replica every ${pollMs} ms through the proxy (RTT ${ctx.rttMs} ms) and asking for the newest row every ${sampleMs} ms for ${measureMs / 1000} s. The primary commits a review every ${writeEveryMs} ms; the replicator syncs every ${syncIntervalMs} ms. Lag = age of the newest row a reader sees (commit time on the primary to visible on the reader, including the sync and poll intervals).`,
+    note: `Each reader is its own Node process with the ltx VFS, polling the replica every ${pollMs} ms through the proxy (RTT ${ctx.rttMs} ms) and asking for the newest row every ${sampleMs} ms for ${measureMs / 1000} s. The primary commits a review every ${writeEveryMs} ms; the replicator syncs every ${syncIntervalMs} ms. Lag = age of the newest row a reader sees (commit time on the primary to visible on the reader, including the sync and poll intervals). Then the same with the primary idle (nothing changing). Cost at AWS S3 Standard list prices (us-east-1): GET/HEAD $0.0004 and LIST $0.005 per 1,000 requests, 30-day month; "LIST polling" is one LIST per poll interval, what a reader without the manifest pays at least.`,
     columns: Object.keys(rows[0] ?? {}),
     rows,
     raw,

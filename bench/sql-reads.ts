@@ -8,6 +8,7 @@ import { Replicator } from '../src/writer/replicator.js';
 import { createLtx, type SqlValue } from '../vfs/index.js';
 import type { Dataset } from './datasets.js';
 import { type BenchSection, type Cell, type ColdPoint, formatBytes } from './report.js';
+import { sequentialRequests, sequentialRoundTrips, timeRequests } from './request-timing.js';
 import type { BenchContext } from './run.js';
 import { removeScratch } from './scratch.js';
 
@@ -21,7 +22,8 @@ import { removeScratch } from './scratch.js';
  * - warm and hydrated reads against better-sqlite3 on a local copy.
  */
 const APPROACH = {
-  ltxvfs: 'ltxvfs',
+  ltxvfs: 'ltxvfs (manifest)',
+  listPath: 'ltxvfs (LIST path)',
   perPage: 'per-page (like Litestream VFS)',
   restore: 'full restore + query',
 } as const;
@@ -67,6 +69,10 @@ function requestsOf(s: RequestStats): number {
 }
 
 interface Measurement {
+  /** Longest chain of requests one after another, in round trips (see sequentialRoundTrips). */
+  rts: number;
+  /** The same chain counting one per request (what an idle machine would show). */
+  chain: number;
   ms: number;
   requests: number;
   bytes: number;
@@ -106,13 +112,18 @@ export async function runReadPathSections(
       await replicateDataset(ctx, ds, directUrl);
 
       /** One cold measurement through the VFS: a new Replica (empty cache) per call. */
-      const viaVfs = async (query: Query, params: SqlValue[], perPage: boolean): Promise<Measurement> => {
-        const client = openReplicaClient(proxiedUrl);
+      const viaVfs = async (
+        query: Query,
+        params: SqlValue[],
+        how: 'manifest' | 'list' | 'per-page',
+      ): Promise<Measurement> => {
+        const { client, spans } = timeRequests(openReplicaClient(proxiedUrl));
         const name = `bench-${++registered}.db`;
         const begun = performance.now();
         await ltx.registerReplica(name, client, {
           pollIntervalMs: 0,
-          ...(perPage ? { coalesce: false, readAhead: false } : {}),
+          manifest: how === 'manifest',
+          ...(how === 'per-page' ? { coalesce: false, readAhead: false } : {}),
         });
         const db = await ltx.open(`file:${name}?vfs=ltx`);
         const rows = await db.all(query.sql, params);
@@ -121,7 +132,14 @@ export async function runReadPathSections(
         await db.close();
         await ltx.unregisterReplica(name);
         await client.close();
-        return { ms, requests: requestsOf(stats), bytes: stats.bytesRead, rows: rows.length };
+        return {
+          ms,
+          rts: sequentialRoundTrips(spans, ctx.rttMs),
+          chain: sequentialRequests(spans),
+          requests: requestsOf(stats),
+          bytes: stats.bytesRead,
+          rows: rows.length,
+        };
       };
 
       /**
@@ -130,26 +148,40 @@ export async function runReadPathSections(
        */
       const restoredPath = path.join(ctx.workDir, `${ds.name}-restored.db`);
       await removeScratch(restoredPath);
-      const restoreClient = openReplicaClient(proxiedUrl);
+      const { client: restoreClient, spans: restoreSpans } = timeRequests(openReplicaClient(proxiedUrl));
       const restoreBegun = performance.now();
       await restore({ client: restoreClient, outPath: restoredPath });
       const restoreMs = performance.now() - restoreBegun;
       const restoreStats = restoreClient.stats();
       await restoreClient.close();
-      const restoreOnce = { restoreMs, requests: requestsOf(restoreStats), bytes: restoreStats.bytesRead };
+      const restoreOnce = {
+        restoreMs,
+        rts: sequentialRoundTrips(restoreSpans, ctx.rttMs),
+        chain: sequentialRequests(restoreSpans),
+        requests: requestsOf(restoreStats),
+        bytes: restoreStats.bytesRead,
+      };
       const viaRestore = (query: Query, params: SqlValue[]): Measurement => {
         const begun = performance.now();
         const db = new Database(restoredPath, { readonly: true });
         const rows = db.prepare(query.sql).all(...params);
         db.close();
         const ms = restoreMs + (performance.now() - begun);
-        return { ms, requests: restoreOnce.requests, bytes: restoreOnce.bytes, rows: rows.length };
+        return {
+          ms,
+          rts: restoreOnce.rts,
+          chain: restoreOnce.chain,
+          requests: restoreOnce.requests,
+          bytes: restoreOnce.bytes,
+          rows: rows.length,
+        };
       };
 
       for (const query of QUERIES) {
         const random = seeded(ds.rows + query.id.length);
         const samples: Record<string, Measurement[]> = {
           [APPROACH.ltxvfs]: [],
+          [APPROACH.listPath]: [],
           [APPROACH.perPage]: [],
           [APPROACH.restore]: [],
         };
@@ -160,8 +192,9 @@ export async function runReadPathSections(
         const perPageTooSlow = query.id === 'scan' && perPageEstimateS > (ctx.mode === 'quick' ? 60 : 300);
         for (let i = 0; i < n; i++) {
           const params = query.params(ds, random);
-          samples[APPROACH.ltxvfs]!.push(await viaVfs(query, params, false));
-          if (!perPageTooSlow) samples[APPROACH.perPage]!.push(await viaVfs(query, params, true));
+          samples[APPROACH.ltxvfs]!.push(await viaVfs(query, params, 'manifest'));
+          samples[APPROACH.listPath]!.push(await viaVfs(query, params, 'list'));
+          if (!perPageTooSlow) samples[APPROACH.perPage]!.push(await viaVfs(query, params, 'per-page'));
           samples[APPROACH.restore]!.push(viaRestore(query, params));
         }
         for (const [approach, list] of Object.entries(samples)) {
@@ -171,6 +204,8 @@ export async function runReadPathSections(
               dataset: size,
               query: query.label,
               approach,
+              'sequential requests': null,
+              'sequential RTs': null,
               'ms (median)': null,
               requests: null,
               'bytes read': `not run: ~${scanPages.toLocaleString('en-US')} sequential requests, est. ${Math.round(perPageEstimateS)} s`,
@@ -185,12 +220,16 @@ export async function runReadPathSections(
             continue;
           }
           const ms = median(list.map((m) => m.ms));
+          const rts = median(list.map((m) => m.rts));
+          const chain = median(list.map((m) => m.chain));
           const requests = median(list.map((m) => m.requests));
           const bytes = median(list.map((m) => m.bytes));
           coldRows.push({
             dataset: size,
             query: query.label,
             approach,
+            'sequential requests': chain,
+            'sequential RTs': rts,
             'ms (median)': Math.round(ms),
             requests,
             'bytes read': formatBytes(bytes),
@@ -199,7 +238,7 @@ export async function runReadPathSections(
         }
         ctx.log(
           `reads ${ds.name} ${query.id}: ${coldRows
-            .slice(-3)
+            .slice(-4)
             .map((r) => `${r.approach}=${r['ms (median)']}ms`)
             .join(' ')}`,
         );
@@ -308,8 +347,17 @@ export async function runReadPathSections(
       {
         id: 'cold',
         title: 'Cold open to first row',
-        note: `Time from opening the replica (nothing cached) until the query's rows are in hand, and what it cost at the store (requests = LIST + GET + HEAD), through the proxy (${net}). Baselines in the same run: one range GET per page with no coalescing or read-ahead (what Litestream's VFS does), and restoring the whole database first (once per dataset), then querying it with better-sqlite3 (restore time + query time). Median of ${repeats} (point, range) or 1 (scan) cold runs.`,
-        columns: ['dataset', 'query', 'approach', 'ms (median)', 'requests', 'bytes read'],
+        note: `Time from opening the replica (nothing cached) until the query's rows are in hand, and what it cost at the store (requests = LIST + GET + HEAD), through the proxy (${net}). Sequential requests: the longest chain of requests each starting after the previous one ended, from request start/end times; sequential RTs: the same chain with each request counted as its duration in round trips (a request that opens a connection counts 2; on a busy machine CPU time inflates it). ltxvfs (manifest) opens from the writer's manifest and hot pages; ltxvfs (LIST path) opens the same replica the way it opens one without a manifest (Litestream's). Baselines in the same run: one range GET per page with no coalescing or read-ahead (what Litestream's VFS does), and restoring the whole database first (once per dataset), then querying it with better-sqlite3 (restore time + query time). Median of ${repeats} (point, range) or 1 (scan) cold runs.`,
+        columns: [
+          'dataset',
+          'query',
+          'approach',
+          'sequential requests',
+          'sequential RTs',
+          'ms (median)',
+          'requests',
+          'bytes read',
+        ],
         rows: coldRows,
       },
       {
@@ -374,6 +422,8 @@ async function replicateDataset(ctx: BenchContext, ds: Dataset, url: string): Pr
   for (let i = 0; i < 5; i++) {
     update.run(1 + ((i * 7919) % ds.rows));
     await replicator.sync();
+    // An L9 snapshot above TXID 1 (what compaction writes), so the manifest has hot pages.
+    if (i === 1) await replicator.takeSnapshot();
   }
   db.close();
   await replicator.stop();
