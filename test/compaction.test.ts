@@ -217,6 +217,30 @@ describe('compaction on the file backend (injected clock)', () => {
     expect((await client.listFiles(0)).length).toBe(run.primary.l0.length);
     expect((await client.listFiles(9)).length).toBe(run.primary.snapshots.length);
   });
+
+  it('reports a failed step as a warning, not as routine information', async () => {
+    const client = openReplicaClient(join(await tempDir(), 'replica'));
+    const info: string[] = [];
+    const warn: string[] = [];
+    const scheduler = new CompactionScheduler({
+      client,
+      config: {
+        levels: [10 * S],
+        snapshotIntervalMs: 60 * S,
+        retentionMs: 60 * S,
+        l0RetentionMs: 0,
+        retentionEnabled: false,
+      },
+      takeSnapshot: () => Promise.reject(new Error('disk on fire')),
+      now: () => T0 + 120 * S,
+      logger: (line) => info.push(line),
+      warn: (line) => warn.push(line),
+    });
+    await scheduler.tick();
+    expect(scheduler.stats().errors).toBeGreaterThan(0);
+    expect(warn.some((line) => line.includes('disk on fire'))).toBe(true);
+    expect(info.some((line) => line.includes('disk on fire'))).toBe(false);
+  });
 });
 
 describeS3('compaction on S3', () => {

@@ -27,6 +27,8 @@ export interface CompactionSchedulerOptions {
   takeSnapshot: () => Promise<LtxFileInfo | null>;
   now?: () => number;
   logger?: (line: string) => void;
+  /** Where failed steps are reported (default the logger): a failure is not routine information. */
+  warn?: (line: string) => void;
   /** Page encoding of compaction outputs (default lz4-block, what Litestream reads). */
   encoding?: PageEncoding;
   /** Bytes of input chunks one compaction may hold in memory at once (default 64 MiB). */
@@ -63,6 +65,7 @@ export class CompactionScheduler {
   private readonly takeSnapshotFn: () => Promise<LtxFileInfo | null>;
   private readonly now: () => number;
   private readonly log: (line: string) => void;
+  private readonly warn: (line: string) => void;
   private readonly encoding: PageEncoding | undefined;
   private readonly readBudgetBytes: number;
   private readonly spoolDir: string;
@@ -83,6 +86,7 @@ export class CompactionScheduler {
     this.takeSnapshotFn = opts.takeSnapshot;
     this.now = opts.now ?? Date.now;
     this.log = opts.logger ?? (() => {});
+    this.warn = opts.warn ?? this.log;
     this.encoding = opts.encoding;
     this.readBudgetBytes = opts.readBudgetBytes ?? 64 * 1024 * 1024;
     this.spoolDir = opts.spoolDir ?? tmpdir();
@@ -168,7 +172,7 @@ export class CompactionScheduler {
       return true;
     } catch (err) {
       this.counters.errors++;
-      this.log(`${what} failed: ${(err as Error).message}`);
+      this.warn(`${what} failed: ${(err as Error).message}`);
       return false;
     }
   }

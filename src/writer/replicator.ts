@@ -276,6 +276,7 @@ export class Replicator extends EventEmitter {
         config: this.options.compaction,
         takeSnapshot: () => this.takeSnapshot(),
         logger: (line) => this.logger.info(line),
+        warn: (line) => this.logger.warn(line),
         encoding: this.opts.encoding,
         spoolDir: this.local.dir,
         afterPass: this.manifest ? () => this.manifest?.publish() ?? Promise.resolve() : undefined,
