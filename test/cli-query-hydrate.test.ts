@@ -13,7 +13,7 @@ import { restore } from '../src/replica/restore.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { ReplicaClient } from '../src/storage/types.js';
 import { formatTxid } from '../src/util/txid.js';
-import { fillTable, TestPrimary } from './replica-fixture.js';
+import { fillTable, TestPrimary } from './support/replica-fixture.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
 const cli = join(import.meta.dirname, '..', 'dist', 'src', 'cli', 'main.js');

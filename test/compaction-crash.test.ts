@@ -14,7 +14,7 @@ import {
   restoreForTest,
   SimulatedPrimary,
   sameBytes,
-} from './compaction-harness.js';
+} from './support/compaction-harness.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 import { removeBuild, transpileTree } from './support/transpile.js';
 
@@ -24,14 +24,14 @@ import { removeBuild, transpileTree } from './support/transpile.js';
 const root = resolve(import.meta.dirname, '..');
 // Inside the project so the compiled child resolves node_modules; .tmp/ is gitignored.
 const buildDir = join(root, '.tmp', `compaction-child-${process.pid}`);
-const childJs = join(buildDir, 'test', 'compaction-child.js');
+const childJs = join(buildDir, 'test', 'support', 'compaction-child.js');
 const S = 1000;
 const T0 = Date.UTC(2025, 0, 1);
 
 let temp: TempDir;
 beforeAll(async () => {
   temp = await makeTempDir('ltxvfs-compaction-crash-');
-  transpileTree(join(root, 'test', 'compaction-child.ts'), buildDir);
+  transpileTree(join(root, 'test', 'support', 'compaction-child.ts'), buildDir);
   if (!existsSync(childJs)) throw new Error(`could not compile the compaction child to ${childJs}`);
 }, 120_000);
 

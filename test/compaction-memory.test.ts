@@ -32,7 +32,7 @@ interface Measured {
 
 beforeAll(async () => {
   temp = await makeTempDir('ltxvfs-compaction-memory-');
-  childJs = transpileTree(join(projectRoot, 'test', 'compaction-memory-child.ts'), buildDir);
+  childJs = transpileTree(join(projectRoot, 'test', 'support', 'compaction-memory-child.ts'), buildDir);
 }, 60_000);
 
 afterAll(async () => {

@@ -10,7 +10,7 @@ import { isLtxvfsError } from '../src/util/errors.js';
 import type { CompactionConfig } from '../src/writer/compaction-config.js';
 import { Replicator } from '../src/writer/replicator.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
-import { expectRestoresMatch, syncAndRecord } from './writer-harness.js';
+import { expectRestoresMatch, syncAndRecord } from './support/writer-harness.js';
 
 // The scheduler inside the real replicator (WAL-mode primary, real clock, accelerated intervals),
 // checked with the project's restore and verify: every recorded TXID restores byte-identical

@@ -14,7 +14,7 @@ import {
   restoreForTest,
   SimulatedPrimary,
   sameBytes,
-} from './compaction-harness.js';
+} from './support/compaction-harness.js';
 import { createTestBucket, describeS3 } from './support/s3.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 

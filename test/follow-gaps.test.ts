@@ -12,7 +12,7 @@ import { Follower, type ReplanEvent } from '../src/follow/index.js';
 import { followStatePath } from '../src/follow/state-file.js';
 import { FileReplicaClient } from '../src/storage/index.js';
 import { isLtxvfsError } from '../src/util/errors.js';
-import { fillTable, TestPrimary } from './replica-fixture.js';
+import { fillTable, TestPrimary } from './support/replica-fixture.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
 let tmp: TempDir;

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Follower } from '../src/follow/index.js';
-import { fillTable, TestPrimary } from './replica-fixture.js';
+import { fillTable, TestPrimary } from './support/replica-fixture.js';
 import { createTestBucket, describeS3, type TestBucket } from './support/s3.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 

@@ -10,7 +10,7 @@ import {
 } from '../src/replica/replica.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { ReplicaClient } from '../src/storage/types.js';
-import { TestPrimary } from './replica-fixture.js';
+import { TestPrimary } from './support/replica-fixture.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
 let tmp: TempDir;

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Replica, type ReplicaOptions } from '../src/replica/replica.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { LtxFileInfo, ReplicaClient } from '../src/storage/types.js';
-import { TestPrimary } from './replica-fixture.js';
+import { TestPrimary } from './support/replica-fixture.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
 /**

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Replica, type ReplicaView } from '../src/replica/replica.js';
 import type { ReplicaClient } from '../src/storage/types.js';
-import { TestPrimary } from './replica-fixture.js';
+import { TestPrimary } from './support/replica-fixture.js';
 import { createTestBucket, describeS3 } from './support/s3.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 

@@ -7,7 +7,7 @@ import { openReplicaClient } from '../src/storage/index.js';
 import type { ReplicaClient } from '../src/storage/types.js';
 import { isLtxvfsError } from '../src/util/errors.js';
 import { formatTxid } from '../src/util/txid.js';
-import { fillTable, TestPrimary } from './replica-fixture.js';
+import { fillTable, TestPrimary } from './support/replica-fixture.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
 async function readImage(view: ReplicaView): Promise<Buffer> {

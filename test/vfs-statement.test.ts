@@ -11,7 +11,7 @@ import type { Replica } from '../src/replica/replica.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { ReplicaClient } from '../src/storage/types.js';
 import { createLtx, type Ltx } from '../vfs/index.js';
-import { TestPrimary } from './replica-fixture.js';
+import { TestPrimary } from './support/replica-fixture.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
 const ROWS = 60_000;

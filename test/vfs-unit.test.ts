@@ -8,7 +8,7 @@ import { createLtx, type Ltx } from '../vfs/index.js';
 import { patchPageOne } from '../vfs/page-one.js';
 import { parsePragmaRequest } from '../vfs/pragmas.js';
 import { parseTimeTarget } from '../vfs/time-target.js';
-import { MemoryReplica } from './vfs-memory-replica.js';
+import { MemoryReplica } from './support/vfs-memory-replica.js';
 
 // Unit tests of the VFS and the Node API over an in-memory stand-in of the replica: every state
 // is the bytes of a real database file written by better-sqlite3, and better-sqlite3 on those

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { restore } from '../src/replica/restore.js';
 import { FileReplicaClient } from '../src/storage/index.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
-import { expectRestoresMatch, primaryImage, startNodeApp, verifyL0Files } from './writer-harness.js';
+import { expectRestoresMatch, primaryImage, startNodeApp, verifyL0Files } from './support/writer-harness.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(root, 'dist', 'src', 'cli', 'main.js');

@@ -21,7 +21,7 @@ import {
   startNodeApp,
   syncAndRecord,
   verifyL0Files,
-} from './writer-harness.js';
+} from './support/writer-harness.js';
 
 let tmp: TempDir;
 beforeAll(async () => {

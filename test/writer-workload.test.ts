@@ -18,7 +18,7 @@ import {
   startShellApp,
   syncAndRecord,
   verifyL0Files,
-} from './writer-harness.js';
+} from './support/writer-harness.js';
 
 let tmp: TempDir;
 beforeAll(async () => {

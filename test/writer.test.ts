@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileReplicaClient } from '../src/storage/index.js';
 import { Replicator } from '../src/writer/index.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
-import { expectRestoresMatch, startNodeApp, syncAndRecord, verifyL0Files } from './writer-harness.js';
+import { expectRestoresMatch, startNodeApp, syncAndRecord, verifyL0Files } from './support/writer-harness.js';
 
 let tmp: TempDir;
 beforeAll(async () => {

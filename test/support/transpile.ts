@@ -12,6 +12,10 @@ export const projectRoot = resolve(import.meta.dirname, '..', '..');
  * a second or so, where a tsc program over the same files takes ~20 s. `buildDir` should lie
  * inside the project so the output resolves node_modules; `.tmp/` is gitignored. Returns the
  * path of the compiled entry.
+ *
+ * Not `tsx`: it is not a dependency yet, and a loader hook in the child would change what the
+ * memory and crash children measure. Limitation: dynamic `import()` is not followed (none is used
+ * by the children today).
  */
 export function transpileTree(entry: string, buildDir: string): string {
   const pending = [entry];

@@ -3,10 +3,10 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSyn
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'vitest';
-import { decodeLtxFile } from '../src/ltx/index.js';
-import { restore } from '../src/replica/restore.js';
-import type { ReplicaClient } from '../src/storage/types.js';
-import type { Replicator } from '../src/writer/index.js';
+import { decodeLtxFile } from '../../src/ltx/index.js';
+import { restore } from '../../src/replica/restore.js';
+import type { ReplicaClient } from '../../src/storage/types.js';
+import type { Replicator } from '../../src/writer/index.js';
 
 /** An application process writing the primary: better-sqlite3 in a child, or the sqlite3 shell. */
 export interface App {

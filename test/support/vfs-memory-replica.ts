@@ -1,6 +1,6 @@
-import { LtxvfsError } from '../src/util/errors.js';
-import { formatTxid, type Txid } from '../src/util/txid.js';
-import type { HydrationStatus, ReplicaSource, ReplicaView } from '../vfs/replica-port.js';
+import { LtxvfsError } from '../../src/util/errors.js';
+import { formatTxid, type Txid } from '../../src/util/txid.js';
+import type { HydrationStatus, ReplicaSource, ReplicaView } from '../../vfs/replica-port.js';
 
 /**
  * In-memory stand-in for src/replica's Replica, for unit tests of VFS logic only: each TXID is

@@ -3,8 +3,8 @@
  * and reports how much memory it took, sampled every 5 ms (when it yields), as one JSON line on
  * stdout. (Not getrusage's maxRSS: a child inherits its parent's high-water mark across exec.)
  */
-import { FileReplicaClient } from '../src/storage/file-client.js';
-import { CompactionScheduler } from '../src/writer/compaction.js';
+import { FileReplicaClient } from '../../src/storage/file-client.js';
+import { CompactionScheduler } from '../../src/writer/compaction.js';
 
 function env(name: string): string {
   const value = process.env[name];

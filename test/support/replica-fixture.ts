@@ -7,10 +7,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { imagePages, type LtxPage, writeLtxFile } from '../bench/support/ltx-images.js';
-import { decodeLtxFile, type PageEncoding } from '../src/ltx/index.js';
-import type { LtxFileInfo, LtxFileRef, ReplicaClient } from '../src/storage/types.js';
-import type { Txid } from '../src/util/txid.js';
+import { imagePages, type LtxPage, writeLtxFile } from '../../bench/support/ltx-images.js';
+import { decodeLtxFile, type PageEncoding } from '../../src/ltx/index.js';
+import type { LtxFileInfo, LtxFileRef, ReplicaClient } from '../../src/storage/types.js';
+import type { Txid } from '../../src/util/txid.js';
 
 export class TestPrimary {
   readonly db: Database.Database;

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { imagePages, writeLtxFile } from '../bench/support/ltx-images.js';
-import { decodeLtxFile } from '../src/ltx/index.js';
-import type { LtxFileInfo, ReplicaClient } from '../src/storage/types.js';
-import { LtxvfsError } from '../src/util/errors.js';
-import { seededRandom } from '../src/util/random.js';
-import { formatTxid, type Txid } from '../src/util/txid.js';
+import { imagePages, writeLtxFile } from '../../bench/support/ltx-images.js';
+import { decodeLtxFile } from '../../src/ltx/index.js';
+import type { LtxFileInfo, ReplicaClient } from '../../src/storage/types.js';
+import { LtxvfsError } from '../../src/util/errors.js';
+import { seededRandom } from '../../src/util/random.js';
+import { formatTxid, type Txid } from '../../src/util/txid.js';
 
 /*
  * Test support for compaction suites: a primary database written by real SQLite (better-sqlite3,
