@@ -20,13 +20,25 @@ export function extendChain(listing: Listing, fromTxid: Txid, fits: FileFilter =
     if (level === SNAPSHOT_LEVEL) continue;
     for (const f of files) if (f.maxTxid > fromTxid && fits(f)) candidates.push(f);
   }
-  candidates.sort((a, b) => a.minTxid - b.minTxid);
+  return greedyChain(candidates, fromTxid);
+}
+
+/**
+ * The greedy rule over `candidates` (any order; sorted here by minTxid), in O(n log n): each step
+ * admits the files that now touch the end (min <= cur+1) and takes the best of those that move it
+ * forward. Files admitted in an earlier step never qualify again: the file chosen then reached at
+ * least as far as every file admitted with it, so their max is <= the new end.
+ */
+export function greedyChain(candidates: readonly LtxFileInfo[], fromTxid: Txid): LtxFileInfo[] {
+  const sorted = [...candidates].sort((a, b) => a.minTxid - b.minTxid);
   const chain: LtxFileInfo[] = [];
   let cur = fromTxid;
+  let next = 0;
   for (;;) {
     let best: LtxFileInfo | undefined;
-    for (const f of candidates) {
-      if (f.minTxid > cur + 1) break;
+    for (; next < sorted.length; next++) {
+      const f = sorted[next];
+      if (f === undefined || f.minTxid > cur + 1) break;
       if (f.maxTxid <= cur) continue;
       if (best === undefined || isBetter(f, best)) best = f;
     }

@@ -26,6 +26,9 @@ const MAX_CACHED_INDEXES = 2048;
  * index is larger than the estimate). Small objects are covered whole, so their header comes
  * free; a header of a large object costs one 100-byte read, and only when asked for.
  */
+/** Tail reads in flight per loadAll: enough to hide a 20-50 ms RTT, far below any fd limit. */
+const LOAD_CONCURRENCY = 32;
+
 export class IndexLoader {
   private readonly cache = new LRUCache<string, Promise<LoadedFile>>({ max: MAX_CACHED_INDEXES });
   /** Index size of the last file loaded per level: the next file's tail read is sized from it. */
@@ -33,9 +36,21 @@ export class IndexLoader {
 
   constructor(private readonly client: ReplicaClient) {}
 
-  /** Loads every file in parallel; `withHeader` files also get their header. */
-  loadAll(files: readonly LtxFileInfo[], withHeader: ReadonlySet<LtxFileInfo>): Promise<LoadedFile[]> {
-    return Promise.all(files.map((f) => this.load(f, withHeader.has(f))));
+  /**
+   * Loads every file, at most LOAD_CONCURRENCY at a time (a replica of 50,000 L0 files must not
+   * open 50,000 handles or sockets at once); `withHeader` files also get their header.
+   */
+  async loadAll(files: readonly LtxFileInfo[], withHeader: ReadonlySet<LtxFileInfo>): Promise<LoadedFile[]> {
+    const out = new Array<LoadedFile>(files.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let i = next++; i < files.length; i = next++) {
+        const f = files[i];
+        if (f !== undefined) out[i] = await this.load(f, withHeader.has(f));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(LOAD_CONCURRENCY, files.length) }, worker));
+    return out;
   }
 
   /**

@@ -2,6 +2,7 @@ import { formatLtxFileName, SNAPSHOT_LEVEL } from '../ltx/names.js';
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
 import { LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
+import { greedyChain } from './extend.js';
 
 /** Files of a replica by level, or one flat list (each file carries its level). */
 export type ReplicaListing = ReadonlyMap<number, readonly LtxFileInfo[]> | readonly LtxFileInfo[];
@@ -64,17 +65,11 @@ export function planRestore(
   }
 
   const candidates = files.filter(
-    (f) => f.level !== SNAPSHOT_LEVEL && f.level >= 0 && f.level <= 8 && fits(f),
+    (f) => f.level !== SNAPSHOT_LEVEL && f.level >= 0 && f.level <= 8 && f.maxTxid > current && fits(f),
   );
-  for (;;) {
-    let best: LtxFileInfo | undefined;
-    for (const f of candidates) {
-      if (f.minTxid > current + 1 || f.maxTxid <= current) continue;
-      if (!best || better(f, best)) best = f;
-    }
-    if (!best) break;
-    plan.push(best);
-    current = best.maxTxid;
+  for (const f of greedyChain(candidates, current)) {
+    plan.push(f);
+    current = f.maxTxid;
   }
 
   const range = heldRange(files);
@@ -119,13 +114,6 @@ export async function listAllLevels(client: ReplicaClient): Promise<Map<number, 
     else list.push(f);
   }
   return new Map([...out.entries()].sort((a, b) => a[0] - b[0]));
-}
-
-function better(a: LtxFileInfo, b: LtxFileInfo): boolean {
-  if (a.maxTxid !== b.maxTxid) return a.maxTxid > b.maxTxid;
-  if (a.minTxid !== b.minTxid) return a.minTxid < b.minTxid;
-  if (a.level !== b.level) return a.level > b.level;
-  return a.createdAt.getTime() < b.createdAt.getTime();
 }
 
 function flatten(listing: ReplicaListing): LtxFileInfo[] {
