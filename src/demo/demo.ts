@@ -182,12 +182,12 @@ export async function runDemo(options: DemoOptions): Promise<void> {
         const row = primaryDb
           .prepare('SELECT * FROM reviews WHERE id = ?')
           .get(REVISED_REVIEW_ID) as ReviewRow;
-        revisedBefore = { txid: before, row };
         const revised = row.rating === 5 ? 1 : 5;
         primaryDb
           .prepare('UPDATE reviews SET rating = ?, body = ? WHERE id = ?')
           .run(revised, 'Changed my mind after a second visit.', REVISED_REVIEW_ID);
         const after = (await replicator.sync()).txid;
+        revisedBefore = { txid: before, row };
         say(
           'primary',
           `${row.reviewer} rewrites review #${REVISED_REVIEW_ID}: ${stars(row.rating)} -> ${stars(revised)} (TXID ${formatTxid(after)})`,
@@ -198,6 +198,8 @@ export async function runDemo(options: DemoOptions): Promise<void> {
         const past = await ltx.open(uri);
         const then = (await past.get(REVIEW_BY_ID, [REVISED_REVIEW_ID])) as unknown as ReviewRow;
         await past.close();
+        // "Latest" must include the revision: on a busy machine the poller may not have run since.
+        if (source instanceof Replica) await source.poll();
         const now = (await reader.get(REVIEW_BY_ID, [REVISED_REVIEW_ID])) as unknown as ReviewRow;
         say('history', `${uri} -> ${fullReview(then)}`);
         say('history', `${'file:replica.db?vfs=ltx (latest)'.padEnd(uri.length)} -> ${fullReview(now)}`);
