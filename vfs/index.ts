@@ -12,7 +12,7 @@
 export { LtxDatabase, type QueryResult, SqlError } from './database.js';
 export { createLtx, Ltx, type LtxOptions, type OpenOptions, type ReplicaInput } from './ltx.js';
 export { LtxVfs, type LtxVfsOptions } from './ltx-vfs.js';
-export { instantiateWaSqlite, type WaSqliteInstance } from './module.js';
+export { defaultBuild, instantiateWaSqlite, type WaSqliteBuild, type WaSqliteInstance } from './module.js';
 export { Mutex } from './mutex.js';
 export { ReplicaMap } from './registry.js';
 export type { HydrationStatus, ReplicaRegistry, ReplicaSource, ReplicaView } from './replica-port.js';

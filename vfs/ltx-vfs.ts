@@ -3,6 +3,7 @@ import * as VFS from '@journeyapps/wa-sqlite/src/VFS.js';
 import { LtxvfsError } from '../src/util/errors.js';
 import { formatTxid, parseTxid, type Txid } from '../src/util/txid.js';
 import { MemoryFile } from './memory-file.js';
+import type { WaSqliteBuild } from './module.js';
 import { patchPageOne } from './page-one.js';
 import {
   formatHydration,
@@ -51,6 +52,8 @@ interface PendingRead {
 export interface LtxVfsOptions {
   /** Registered VFS name, used as `?vfs=<name>`; default "ltx". */
   name?: string;
+  /** The wa-sqlite build `module` comes from (see instantiateWaSqlite); default "asyncify". */
+  build?: WaSqliteBuild;
   logger?: (line: string) => void;
 }
 
@@ -62,8 +65,9 @@ const WRITE_FLAGS = VFS.SQLITE_OPEN_READWRITE | VFS.SQLITE_OPEN_CREATE;
  * objects), everything else (temp files, sorter spills, sub-journals) lives in memory, and every
  * write is refused with SQLITE_READONLY.
  *
- * Built for the Asyncify build of wa-sqlite. Calls into one module instance must be serialized
- * (the Node API does that); each instance needs its own LtxVfs.
+ * Runs on wa-sqlite's Asyncify build or its JSPI build (say which in `options.build`). Calls into
+ * one module instance must be serialized (the Node API does that); each instance needs its own
+ * LtxVfs.
  *
  * Reads that the replica can answer from memory return synchronously; the others suspend the
  * wasm stack (see `hybrid`). When a call fails because of the replica, the error is kept for
@@ -77,6 +81,9 @@ export class LtxVfs extends FacadeVFS {
   /** Asyncify re-enters a suspended method once more on resume; this tells the two entries apart. */
   private suspended = false;
   private lastError: Error | undefined;
+  private readonly jspi: boolean;
+  /** The wa-sqlite build this VFS was registered on. */
+  readonly build: WaSqliteBuild;
 
   constructor(
     module: WaSqliteModule,
@@ -86,6 +93,17 @@ export class LtxVfs extends FacadeVFS {
     super(options.name ?? 'ltx', module);
     this.module = module;
     this.logger = options.logger;
+    this.build = options.build ?? 'asyncify';
+    this.jspi = this.build === 'jspi';
+  }
+
+  /**
+   * Under JSPI, a method that may await must be declared async to the module (it is then called
+   * through a suspending import); under Asyncify `hybrid` suspends by itself.
+   */
+  override hasAsyncMethod(methodName: string): boolean {
+    if (this.jspi && (methodName === 'xRead' || methodName === 'xFileControl')) return true;
+    return super.hasAsyncMethod(methodName);
   }
 
   /** The error behind the last failed VFS call (and forgets it). */
@@ -182,7 +200,7 @@ export class LtxVfs extends FacadeVFS {
     return VFS.SQLITE_OK;
   }
 
-  override jRead(fileId: number, pData: DataArray, iOffset: number): number {
+  override jRead(fileId: number, pData: DataArray, iOffset: number): number | Promise<number> {
     const file = this.files.get(fileId);
     if (!file) return VFS.SQLITE_IOERR_READ;
     if (file instanceof MemoryFile) return file.read(pData, iOffset);
@@ -249,7 +267,7 @@ export class LtxVfs extends FacadeVFS {
     return VFS.SQLITE_OK;
   }
 
-  override jFileControl(fileId: number, op: number, pArg: DataView): number {
+  override jFileControl(fileId: number, op: number, pArg: DataView): number | Promise<number> {
     const file = this.files.get(fileId);
     if (op !== VFS.SQLITE_FCNTL_PRAGMA || !file || file instanceof MemoryFile) return VFS.SQLITE_NOTFOUND;
     // pArg may be detached by the time an async branch resumes: keep the address, not the view.
@@ -478,12 +496,14 @@ export class LtxVfs extends FacadeVFS {
    * Asyncify calls the method again when the wasm stack resumes, and that second entry must reach
    * handleAsync again to collect the result; `suspended` says which entry this is. Safe only while
    * calls into the module are serialized. `slow` must not reject: Asyncify would never resume.
+   * Under JSPI the method simply returns a promise; the suspending import waits for it.
    */
   private hybrid<T>(
     fast: () => number | undefined,
     slow: () => Promise<T>,
     finish: (value: T) => number,
-  ): number {
+  ): number | Promise<number> {
+    if (this.jspi) return fast() ?? slow().then(finish);
     if (!this.suspended) {
       const rc = fast();
       if (rc !== undefined) return rc;

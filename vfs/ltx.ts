@@ -227,10 +227,10 @@ export class Ltx {
     this.pendingInstances++;
     const creating = (async () => {
       try {
-        const { module, sqlite3 } = await instantiateWaSqlite();
-        const vfs = new LtxVfs(module, this.registry, { logger: this.options.logger });
+        const { module, sqlite3, build } = await instantiateWaSqlite();
+        const vfs = new LtxVfs(module, this.registry, { logger: this.options.logger, build });
         sqlite3.vfs_register(vfs, false);
-        const instance: PooledInstance = { module, sqlite3, vfs, mutex: new Mutex(), connections: 0 };
+        const instance: PooledInstance = { module, sqlite3, build, vfs, mutex: new Mutex(), connections: 0 };
         this.instances.push(instance);
         return instance;
       } finally {

@@ -1,17 +1,34 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as SQLite from '@journeyapps/wa-sqlite';
-import AsyncModuleFactory from '@journeyapps/wa-sqlite/dist/wa-sqlite-async.mjs';
+import { LtxvfsError } from '../src/util/errors.js';
+
+/**
+ * Which wa-sqlite build runs: "jspi" on a Node whose WebAssembly has JS promise integration
+ * (`WebAssembly.Suspending`, Node 24+), otherwise "asyncify" (Node 20/22). Both let a VFS await;
+ * JSPI suspends the wasm stack natively instead of unwinding and replaying it.
+ */
+export type WaSqliteBuild = 'asyncify' | 'jspi';
 
 /** One instantiated wa-sqlite module (its own wasm memory) plus the JS API bound to it. */
 export interface WaSqliteInstance {
   readonly module: WaSqliteModule;
   readonly sqlite3: SQLiteAPI;
+  readonly build: WaSqliteBuild;
 }
 
-// Node 20 has no JSPI, so the Asyncify build is the only one that lets a VFS await. The builds
-// target web/worker only: Node's fetch cannot read the wasm from a file: URL, so we hand it over.
-const ASYNC_WASM = '@journeyapps/wa-sqlite/dist/wa-sqlite-async.wasm';
+// The builds target web/worker only: Node's fetch cannot read the wasm from a file: URL, so we
+// hand the bytes over.
+const BUILDS: Record<WaSqliteBuild, { factory: string; wasm: string }> = {
+  asyncify: {
+    factory: '@journeyapps/wa-sqlite/dist/wa-sqlite-async.mjs',
+    wasm: '@journeyapps/wa-sqlite/dist/wa-sqlite-async.wasm',
+  },
+  jspi: {
+    factory: '@journeyapps/wa-sqlite/dist/wa-sqlite-jspi.mjs',
+    wasm: '@journeyapps/wa-sqlite/dist/wa-sqlite-jspi.wasm',
+  },
+};
 
 // The project's lib settings (ES2022, @types/node 20) do not declare WebAssembly; these few
 // opaque shapes are all this file needs.
@@ -20,31 +37,62 @@ type WasmInstance = { readonly instance: unique symbol };
 interface WasmApi {
   compile(bytes: Uint8Array): Promise<CompiledWasm>;
   instantiate(module: CompiledWasm, imports: object): Promise<WasmInstance>;
+  Suspending?: unknown;
 }
 const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+type ModuleFactory = (config: object) => Promise<unknown>;
 
-let compiled: Promise<CompiledWasm> | undefined;
-
-function compileOnce(): Promise<CompiledWasm> {
-  if (!compiled) {
-    const require = createRequire(import.meta.url);
-    const bytes = readFileSync(require.resolve(ASYNC_WASM));
-    compiled = wasm.compile(bytes);
+/**
+ * The build this process uses: JSPI where the runtime has it. LTXVFS_WASM_BUILD=asyncify forces
+ * the Asyncify build (to compare the two on one Node); asking for jspi where it is missing fails.
+ */
+export function defaultBuild(): WaSqliteBuild {
+  const hasJspi = typeof wasm.Suspending === 'function';
+  const forced = process.env.LTXVFS_WASM_BUILD;
+  if (forced === 'asyncify') return 'asyncify';
+  if (forced === 'jspi') {
+    if (!hasJspi) {
+      throw new LtxvfsError(
+        'BAD_ARGUMENT',
+        `LTXVFS_WASM_BUILD=jspi needs WebAssembly.Suspending (Node 24 or newer); this is Node ${process.versions.node}`,
+      );
+    }
+    return 'jspi';
   }
-  return compiled;
+  if (forced !== undefined && forced !== '') {
+    throw new LtxvfsError('BAD_ARGUMENT', `LTXVFS_WASM_BUILD must be "asyncify" or "jspi", not "${forced}"`);
+  }
+  return hasJspi ? 'jspi' : 'asyncify';
+}
+
+const loaded = new Map<WaSqliteBuild, Promise<{ compiled: CompiledWasm; factory: ModuleFactory }>>();
+
+function loadOnce(build: WaSqliteBuild): Promise<{ compiled: CompiledWasm; factory: ModuleFactory }> {
+  let entry = loaded.get(build);
+  if (!entry) {
+    const { factory, wasm: wasmPath } = BUILDS[build];
+    const require = createRequire(import.meta.url);
+    entry = Promise.all([
+      wasm.compile(readFileSync(require.resolve(wasmPath))),
+      import(factory) as Promise<{ default: ModuleFactory }>,
+    ]).then(([compiled, mod]) => ({ compiled, factory: mod.default }));
+    loaded.set(build, entry);
+  }
+  return entry;
 }
 
 /**
- * A fresh module instance. Compiling happens once per process; each instance costs only an
- * instantiation (a few ms), which is what makes a pool of instances for parallel queries cheap.
+ * A fresh module instance. Compiling happens once per process and build; each instance costs
+ * only an instantiation (a few ms), which is what makes a pool of instances for parallel queries
+ * cheap.
  */
-export async function instantiateWaSqlite(): Promise<WaSqliteInstance> {
-  const wasmModule = await compileOnce();
-  const module = (await AsyncModuleFactory({
+export async function instantiateWaSqlite(build: WaSqliteBuild = defaultBuild()): Promise<WaSqliteInstance> {
+  const { compiled, factory } = await loadOnce(build);
+  const module = (await factory({
     instantiateWasm(imports: object, done: (instance: WasmInstance, module: CompiledWasm) => void) {
-      wasm.instantiate(wasmModule, imports).then((instance) => done(instance, wasmModule));
+      wasm.instantiate(compiled, imports).then((instance) => done(instance, compiled));
       return {};
     },
   })) as WaSqliteModule;
-  return { module, sqlite3: SQLite.Factory(module) };
+  return { module, sqlite3: SQLite.Factory(module), build };
 }
