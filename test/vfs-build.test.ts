@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { isLtxvfsError } from '../src/util/errors.js';
 import { createLtx, defaultBuild, type WaSqliteBuild } from '../vfs/index.js';
-import { MemoryReplica } from './vfs-memory-replica.js';
+import { MemoryReplica } from './support/vfs-memory-replica.js';
 
 // Which wa-sqlite build runs (JSPI where WebAssembly.Suspending exists, Asyncify otherwise), and
 // that each build available on this Node answers like better-sqlite3 on the same bytes, through
