@@ -134,6 +134,34 @@ describe('compaction on the file backend (injected clock)', () => {
     );
   });
 
+  it('gives a compaction output the header timestamp of its last input, as Litestream does (and that mtime on the file backend)', async () => {
+    const client = openReplicaClient(join(await tempDir(), 'replica'));
+    const config: CompactionConfig = {
+      levels: [5 * S, 20 * S],
+      snapshotIntervalMs: 10_000 * S,
+      retentionMs: 3600 * S,
+      l0RetentionMs: 3600 * S,
+      retentionEnabled: false,
+      l0RetentionCheckIntervalMs: 5 * S,
+    };
+    await simulate(client, config, 120);
+    const listing = await listAll(client);
+    const l0 = new Map<number, number>();
+    for (const f of listing.get(0) ?? []) {
+      l0.set(f.maxTxid, decodeLtxFile(await client.readFile(f)).header.timestamp);
+    }
+    let checked = 0;
+    for (const level of [1, 2]) {
+      for (const f of listing.get(level) ?? []) {
+        const { header } = decodeLtxFile(await client.readFile(f));
+        expect(header.timestamp, `${key(f)}: timestamp of L0 ${f.maxTxid}`).toBe(l0.get(f.maxTxid));
+        expect(f.createdAt.getTime(), `${key(f)}: mtime`).toBe(header.timestamp);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(5);
+  });
+
   it('keeps exactly what the retention rules keep, and says so for a TXID retention removed', async () => {
     const client = openReplicaClient(join(await tempDir(), 'replica'));
     const config: CompactionConfig = {

@@ -1,5 +1,5 @@
 import { tmpdir } from 'node:os';
-import { compactLtx, LtxStreamDecoder, type PageEncoding } from '../ltx/index.js';
+import { compactLtx, decodeHeader, HEADER_SIZE, LtxStreamDecoder, type PageEncoding } from '../ltx/index.js';
 import { removeStaleSpools, spoolChunks } from '../storage/local-source.js';
 import type { LtxFileInfo, LtxFileRef, ReplicaClient } from '../storage/types.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
@@ -225,7 +225,6 @@ export class CompactionScheduler {
 
     const ref: LtxFileRef = { level, minTxid: plan.minTxid, maxTxid: plan.maxTxid };
     const started = this.now();
-    const timestamp = this.now();
     const gate = new RequestGate(8);
     const chunkSize = chooseChunkSize(plan.inputs.length, this.readBudgetBytes);
     const inputs = plan.inputs.map((f) => streamStoredFile(this.client, f, chunkSize, gate));
@@ -236,20 +235,23 @@ export class CompactionScheduler {
     }
     // The output goes to a local temp file, then up in one streamed create-only write: memory
     // stays at the input windows plus a 1 MiB buffer, whatever the size of the database.
+    // The output keeps the header timestamp of its last input (compactLtx's default), as
+    // Litestream does, so a time target finds the state by content time, not by compaction time.
+    const header = { timestamp: started };
     const output = await spoolChunks(
-      compactLtx(inputs, { timestamp, ...(this.encoding ? { encoding: this.encoding } : {}) }),
+      withHeaderTimestamp(compactLtx(inputs, this.encoding ? { encoding: this.encoding } : {}), header),
       this.spoolDir,
     );
     let written: LtxFileInfo;
     try {
-      written = await this.client.writeFileFrom(ref, output, { timestamp: new Date(timestamp) });
+      written = await this.client.writeFileFrom(ref, output, { timestamp: new Date(header.timestamp) });
     } catch (err) {
       if (!isLtxvfsError(err, 'STORAGE_EXISTS')) throw err;
       written = await this.adoptExisting(ref);
     } finally {
       await output.remove();
     }
-    this.noteWritten(written, timestamp);
+    this.noteWritten(written, started);
     this.counters.compactions++;
     const inputBytes = plan.inputs.reduce((n, f) => n + f.size, 0);
     this.log(
@@ -359,5 +361,27 @@ export class CompactionScheduler {
     this.log(
       `deleted ${files.length} file(s) ${why}: ${files.length === 1 ? describeFile(first) : `${describeFile(first)} .. ${describeFile(last)}`}`,
     );
+  }
+}
+
+/** Passes `chunks` through, noting the header timestamp of the LTX stream (its first bytes). */
+async function* withHeaderTimestamp(
+  chunks: AsyncIterable<Uint8Array>,
+  out: { timestamp: number },
+): AsyncGenerator<Uint8Array> {
+  let head: Uint8Array | undefined = new Uint8Array(0);
+  for await (const chunk of chunks) {
+    if (head !== undefined) {
+      const joined: Uint8Array = new Uint8Array(head.length + chunk.length);
+      joined.set(head);
+      joined.set(chunk, head.length);
+      if (joined.length >= HEADER_SIZE) {
+        out.timestamp = decodeHeader(joined.subarray(0, HEADER_SIZE)).timestamp;
+        head = undefined;
+      } else {
+        head = joined;
+      }
+    }
+    yield chunk;
   }
 }
