@@ -4,6 +4,7 @@ import { formatLtxFileName, parseLtxFileName } from '../ltx/names.js';
 import { writeAllSync, writeFileAtomicSync } from '../util/atomic-file.js';
 import { LtxvfsError } from '../util/errors.js';
 import type { Txid } from '../util/txid.js';
+import type { DbFingerprint } from './continuity.js';
 
 /** Where the next incremental sync continues in the WAL. */
 export interface WalCursor {
@@ -28,6 +29,8 @@ export interface WriterState {
   /** null: there was no WAL at `txid` (everything was in the database file). */
   wal: WalCursor | null;
   db: { dev: number; ino: number };
+  /** The database file when this state was read (before its pages were); absent in old states. */
+  file?: DbFingerprint;
 }
 
 const STATE_FILE = 'state.json';

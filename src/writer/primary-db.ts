@@ -1,8 +1,10 @@
+import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { loadBetterSqlite3 } from '../util/better-sqlite3.js';
 import { LtxvfsError } from '../util/errors.js';
 import { FileWalSource } from '../wal/index.js';
+import type { DbFingerprint } from './continuity.js';
 
 export interface FileIdentity {
   dev: number;
@@ -113,6 +115,19 @@ export class PrimaryDatabase {
     } catch {
       return true;
     }
+  }
+
+  /** Size, mtime (ns), identity and a digest of page 1 of the file at the path, as it is now. */
+  fingerprint(pageSize: number): DbFingerprint {
+    const st = statSync(this.dbPath, { bigint: true });
+    const page1 = pageSize > 0 ? this.readPage(1, pageSize) : new Uint8Array(0);
+    return {
+      size: Number(st.size),
+      mtimeNs: st.mtimeNs.toString(),
+      dev: Number(st.dev),
+      ino: Number(st.ino),
+      page1: createHash('sha256').update(page1).digest('hex'),
+    };
   }
 
   fileSize(): number {

@@ -19,6 +19,7 @@ import {
 } from '../wal/index.js';
 import { CompactionScheduler, type CompactionStats } from './compaction.js';
 import type { CompactionConfig } from './compaction-config.js';
+import { type DbFingerprint, decideSync } from './continuity.js';
 import { encodeLtxChunks, litestreamHeader } from './l0-file.js';
 import { Lease } from './lease.js';
 import { LocalState, type WalCursor, type WriterState } from './local-state.js';
@@ -645,38 +646,44 @@ export class Replicator extends EventEmitter {
     const pageSize = header?.pageSize ?? db.headerPageSize();
     if (pageSize === 0) return false; // an empty database: nothing to replicate yet
     const state = this.state;
-    if (!state || state.txid === 0)
-      return this.snapshotStep(source, header, pageSize, this.snapshotReason ?? 'first sync');
-    if (this.snapshotReason) return this.snapshotStep(source, header, pageSize, this.snapshotReason);
-    if (state.pageSize !== pageSize) return this.snapshotStep(source, header, pageSize, 'page size changed');
-
-    const cursor = state.wal;
-    if (header && cursor && header.salt1 === cursor.salt1 && header.salt2 === cursor.salt2) {
-      const at = walPositionAt(source!, header, cursor.offset);
-      if (at && at.checksum1 === cursor.checksum1 && at.checksum2 === cursor.checksum2) {
-        return this.incrementalStep(source!, header, at);
-      }
-      return this.snapshotStep(source, header, pageSize, 'WAL changed at the last copied frame');
-    }
-    if (this.restartAllowedEpoch === db.epoch) {
-      if (!header) return false;
-      const single =
-        !cursor ||
-        (header.salt1 === (cursor.salt1 + 1) >>> 0 &&
-          header.checkpointSeq === (cursor.checkpointSeq + 1) >>> 0);
-      if (single) return this.incrementalStep(source!, header, walStartPosition(header));
-      return this.snapshotStep(source, header, pageSize, 'WAL restarted more than once');
-    }
-    if (!header && !cursor) return false;
-    return this.snapshotStep(
-      source,
-      header,
+    const cursor = state?.wal ?? null;
+    const sameGeneration =
+      header !== null && cursor !== null && header.salt1 === cursor.salt1 && header.salt2 === cursor.salt2;
+    const at =
+      sameGeneration && source && header && cursor ? walPositionAt(source, header, cursor.offset) : null;
+    const fingerprint = db.fingerprint(pageSize);
+    const decision = decideSync({
+      wal: header,
       pageSize,
-      header ? 'WAL restarted by another process (salts changed)' : 'WAL reset or removed',
-    );
+      state: state && {
+        txid: state.txid,
+        pageSize: state.pageSize,
+        cursor,
+        ...(state.file ? { fingerprint: state.file } : {}),
+      },
+      checksumAtCursor: at,
+      fingerprint,
+      pendingSnapshot: this.snapshotReason,
+      restartAllowed: this.restartAllowedEpoch === db.epoch,
+    });
+    switch (decision.kind) {
+      case 'none':
+        return false;
+      case 'snapshot':
+        return this.snapshotStep(source, header, pageSize, decision.reason, fingerprint);
+      case 'incremental':
+        if (!source || !header) return false;
+        if (decision.from === 'cursor' && at) return this.incrementalStep(source, header, at, fingerprint);
+        return this.incrementalStep(source, header, walStartPosition(header), fingerprint);
+    }
   }
 
-  private incrementalStep(source: WalSource, header: WalHeader, from: WalPosition): boolean {
+  private incrementalStep(
+    source: WalSource,
+    header: WalHeader,
+    from: WalPosition,
+    file: DbFingerprint,
+  ): boolean {
     const db = this.db!;
     const state = this.state!;
     const scan = scanWal(source, header, from, { maxBytes: this.opts.maxSyncBytes });
@@ -712,6 +719,7 @@ export class Replicator extends EventEmitter {
       pageCount: pages.length,
       cursor: cursorOf(header, scan.end),
       snapshot: false,
+      file,
     });
     return scan.endReason === 'limit';
   }
@@ -721,6 +729,7 @@ export class Replicator extends EventEmitter {
     header: WalHeader | null,
     pageSize: number,
     reason: string,
+    file: DbFingerprint,
   ): boolean {
     const db = this.db!;
     const scan = header && source ? scanWal(source, header, walStartPosition(header)) : null;
@@ -752,6 +761,7 @@ export class Replicator extends EventEmitter {
       cursor: header && scan ? cursorOf(header, scan.end) : null,
       snapshot: true,
       reason,
+      file,
     });
     this.snapshotReason = undefined;
     if (!header) this.restartAllowedEpoch = db.epoch;
@@ -767,6 +777,7 @@ export class Replicator extends EventEmitter {
     cursor: WalCursor | null;
     snapshot: boolean;
     reason?: string;
+    file: DbFingerprint;
   }): void {
     const db = this.db!;
     const txid = (this.state?.txid ?? 0) + 1;
@@ -788,6 +799,7 @@ export class Replicator extends EventEmitter {
       commit: l0.commit,
       wal: l0.cursor,
       db: { ...db.identity },
+      file: l0.file,
     };
     this.local.save(this.state);
     crashPoint('after-state');

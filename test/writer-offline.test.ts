@@ -1,0 +1,138 @@
+/**
+ * Changes made while no replicator runs (issue 10, defect 1): a cron-style `replicate --once`,
+ * an application in another process that writes and closes (SQLite checkpoints and deletes the
+ * WAL on the last close), truncates the WAL, writes in rollback mode or VACUUMs, then
+ * `replicate --once` again. Each time the restored replica must hold what the primary holds, as
+ * SQLite itself reads both files.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTempDir, type TempDir } from './support/tmp.js';
+
+const root = join(import.meta.dirname, '..');
+const cli = join(root, 'dist', 'src', 'cli', 'main.js');
+
+let tmp: TempDir;
+beforeAll(async () => {
+  tmp = await makeTempDir('ltxvfs-offline-');
+});
+afterAll(() => tmp.cleanup());
+
+/** The application: a separate process with its own better-sqlite3 connection. */
+function app(dbPath: string, script: string): void {
+  const code = `
+    const Database = require('better-sqlite3');
+    const db = new Database(${JSON.stringify(dbPath)});
+    ${script}
+    db.close();
+  `;
+  execFileSync(process.execPath, ['-e', code], { cwd: root, stdio: 'pipe' });
+}
+
+function replicateOnce(dbPath: string, replica: string): void {
+  const r = spawnSync(process.execPath, [cli, 'replicate', dbPath, replica, '--once'], { encoding: 'utf8' });
+  expect(r.status, r.stderr).toBe(0);
+}
+
+/** Every table's rows and the schema, as SQLite reads the file. */
+function contents(path: string): unknown {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    const schema = db.prepare('SELECT type, name, sql FROM sqlite_schema ORDER BY name').all() as {
+      type: string;
+      name: string;
+    }[];
+    const rows: Record<string, unknown[]> = {};
+    for (const s of schema)
+      if (s.type === 'table') rows[s.name] = db.prepare(`SELECT * FROM "${s.name}" ORDER BY rowid`).all();
+    return { schema, rows, integrity: db.pragma('integrity_check', { simple: true }) };
+  } finally {
+    db.close();
+  }
+}
+
+function expectRestoreEqualsPrimary(dbPath: string, replica: string, label: string): void {
+  const out = join(tmp.dir, `${label}-restored.db`);
+  const r = spawnSync(process.execPath, [cli, 'restore', replica, '-o', out, '--force'], {
+    encoding: 'utf8',
+  });
+  expect(r.status, r.stderr).toBe(0);
+  const primary = contents(dbPath);
+  expect(contents(out)).toEqual(primary);
+}
+
+function setup(name: string, walMode: boolean) {
+  const dir = join(tmp.dir, name);
+  mkdirSync(dir, { recursive: true });
+  const dbPath = join(dir, 'app.db');
+  const replica = join(dir, 'replica');
+  app(
+    dbPath,
+    `${walMode ? "db.pragma('journal_mode = WAL');" : ''}
+     db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
+     const ins = db.prepare('INSERT INTO t (v) VALUES (?)');
+     for (let i = 0; i < 20; i++) ins.run('first ' + i);`,
+  );
+  replicateOnce(dbPath, replica);
+  expectRestoreEqualsPrimary(dbPath, replica, `${name}-0`);
+  return { dbPath, replica };
+}
+
+const insert50 = `
+  const ins = db.prepare('INSERT INTO t (v) VALUES (?)');
+  db.transaction(() => { for (let i = 0; i < 50; i++) ins.run('offline ' + i + ' ' + 'x'.repeat(200)); })();`;
+
+describe('replicate --once sees changes made while no replicator ran', () => {
+  for (const walAtFirstSync of [true, false]) {
+    const mode = walAtFirstSync ? 'wal' : 'rollback-first';
+    it(`${mode}: the app writes 50 rows and closes (WAL checkpointed and deleted)`, () => {
+      const { dbPath, replica } = setup(`deleted-${mode}`, walAtFirstSync);
+      for (let round = 1; round <= 3; round++) {
+        app(dbPath, `db.pragma('journal_mode = WAL'); ${insert50}`);
+        expect(existsSync(`${dbPath}-wal`)).toBe(false);
+        replicateOnce(dbPath, replica);
+        expectRestoreEqualsPrimary(dbPath, replica, `deleted-${mode}-${round}`);
+      }
+    });
+  }
+
+  it('the app truncates the WAL (wal_checkpoint(TRUNCATE)) before it closes', () => {
+    const { dbPath, replica } = setup('truncated', true);
+    for (let round = 1; round <= 2; round++) {
+      app(
+        dbPath,
+        `db.pragma('journal_mode = WAL'); ${insert50}
+         db.pragma('wal_checkpoint(TRUNCATE)');
+         // exit without closing: the WAL file stays behind, 0 bytes long
+         process.exit(0);`,
+      );
+      expect(statSync(`${dbPath}-wal`).size).toBe(0);
+      replicateOnce(dbPath, replica);
+      expectRestoreEqualsPrimary(dbPath, replica, `truncated-${round}`);
+    }
+  });
+
+  it('the app writes in rollback-journal mode', () => {
+    const { dbPath, replica } = setup('rollback', true);
+    for (let round = 1; round <= 2; round++) {
+      app(dbPath, `db.pragma('journal_mode = DELETE'); ${insert50}`);
+      replicateOnce(dbPath, replica);
+      expectRestoreEqualsPrimary(dbPath, replica, `rollback-${round}`);
+    }
+  });
+
+  it('an offline VACUUM, in rollback and in WAL mode', () => {
+    const { dbPath, replica } = setup('vacuum', true);
+    app(dbPath, `db.pragma('journal_mode = WAL'); ${insert50} db.exec('DELETE FROM t WHERE id % 2 = 0');`);
+    replicateOnce(dbPath, replica);
+    app(dbPath, `db.pragma('journal_mode = DELETE'); db.exec('VACUUM');`);
+    replicateOnce(dbPath, replica);
+    expectRestoreEqualsPrimary(dbPath, replica, 'vacuum-1');
+    app(dbPath, `db.pragma('journal_mode = WAL'); ${insert50} db.exec('VACUUM');`);
+    replicateOnce(dbPath, replica);
+    expectRestoreEqualsPrimary(dbPath, replica, 'vacuum-2');
+  });
+});
