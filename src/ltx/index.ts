@@ -65,6 +65,7 @@ export {
 export {
   describeLtxFile,
   formatLtxFileName,
+  isContiguous,
   LTX_NAME_PATTERN,
   lockPgno,
   MAX_COMPACTION_LEVEL,

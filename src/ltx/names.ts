@@ -39,3 +39,12 @@ export function describeLtxFile(file: { level: number; minTxid: Txid; maxTxid: T
 export function lockPgno(pageSize: number): number {
   return Math.floor(PENDING_BYTE / pageSize) + 1;
 }
+
+/**
+ * Whether a file starting at `nextMinTxid` continues a chain that has reached `prevMaxTxid`: it
+ * touches or overlaps the end (an LTX file holds the newest version of every page it changed, so
+ * applying it over a state inside its range yields the state at its max).
+ */
+export function isContiguous(prevMaxTxid: Txid, nextMinTxid: Txid): boolean {
+  return nextMinTxid <= prevMaxTxid + 1;
+}

@@ -1,4 +1,4 @@
-import { SNAPSHOT_LEVEL } from '../ltx/names.js';
+import { isContiguous, SNAPSHOT_LEVEL } from '../ltx/names.js';
 import type { LtxFileInfo } from '../storage/types.js';
 import { formatTxid, type Txid } from '../util/txid.js';
 
@@ -38,7 +38,7 @@ export function greedyChain(candidates: readonly LtxFileInfo[], fromTxid: Txid):
     let best: LtxFileInfo | undefined;
     for (; next < sorted.length; next++) {
       const f = sorted[next];
-      if (f === undefined || f.minTxid > cur + 1) break;
+      if (f === undefined || !isContiguous(cur, f.minTxid)) break;
       if (f.maxTxid <= cur) continue;
       if (best === undefined || isBetter(f, best)) best = f;
     }

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { lockPgno } from '../ltx/index.js';
+import { listAllLevels } from '../storage/listing.js';
 import type { ReplicaClient } from '../storage/types.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
@@ -9,7 +10,6 @@ import { extendChain } from './extend.js';
 import type { IndexLoader } from './index-loader.js';
 import type { PageFetcher } from './page-fetcher.js';
 import type { FileIndex, PageLocation } from './page-map.js';
-import { listAllLevels } from './poller.js';
 import type { HydrationStatus } from './port.js';
 import type { Version } from './version.js';
 

@@ -1,4 +1,5 @@
 import { lockPgno } from '../ltx/index.js';
+import { listAllLevels } from '../storage/listing.js';
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
@@ -6,7 +7,7 @@ import type { Listing } from './extend.js';
 import type { IndexLoader } from './index-loader.js';
 import type { PageFetcher } from './page-fetcher.js';
 import { type PageLocation, PageMap } from './page-map.js';
-import { listAllLevels, planRestore } from './plan.js';
+import { planRestore } from './plan.js';
 import type { Version } from './version.js';
 
 /** Pages a local copy (the hydrated file) can answer without I/O to the store. */

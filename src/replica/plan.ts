@@ -1,5 +1,5 @@
-import { formatLtxFileName, SNAPSHOT_LEVEL } from '../ltx/names.js';
-import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
+import { formatLtxFileName, isContiguous, SNAPSHOT_LEVEL } from '../ltx/names.js';
+import type { LtxFileInfo } from '../storage/types.js';
 import { LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
 import { greedyChain } from './extend.js';
@@ -75,7 +75,7 @@ export function planRestore(
   const range = heldRange(files);
   if (target.txid === undefined && target.timestamp === undefined) {
     const beyond = files
-      .filter((f) => f.level !== SNAPSHOT_LEVEL && f.minTxid > current + 1)
+      .filter((f) => f.level !== SNAPSHOT_LEVEL && !isContiguous(current, f.minTxid))
       .sort((a, b) => a.minTxid - b.minTxid)[0];
     if (beyond) {
       throw new LtxvfsError(
@@ -103,17 +103,6 @@ export function planRestore(
 /** The TXID the plan restores to. */
 export function planTxid(plan: readonly LtxFileInfo[]): Txid {
   return plan.length === 0 ? 0 : plan[plan.length - 1]!.maxTxid;
-}
-
-/** Every level's listing, levels in ascending order, from one listing of the replica. */
-export async function listAllLevels(client: ReplicaClient): Promise<Map<number, LtxFileInfo[]>> {
-  const out = new Map<number, LtxFileInfo[]>();
-  for (const f of await client.listAll()) {
-    const list = out.get(f.level);
-    if (list === undefined) out.set(f.level, [f]);
-    else list.push(f);
-  }
-  return new Map([...out.entries()].sort((a, b) => a[0] - b[0]));
 }
 
 function flatten(listing: ReplicaListing): LtxFileInfo[] {
@@ -146,3 +135,6 @@ function describeTarget(target: RestoreTarget): string {
 function fileName(f: LtxFileInfo): string {
   return formatLtxFileName(f.minTxid, f.maxTxid);
 }
+
+// Kept so older imports keep working; the listing lives in storage/ (writer and replica share it).
+export { listAllLevels } from '../storage/listing.js';

@@ -1,9 +1,7 @@
+import { listAllLevels } from '../storage/listing.js';
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
 import type { Txid } from '../util/txid.js';
 import { extendChain, type Listing } from './extend.js';
-import { listAllLevels } from './plan.js';
-
-export { listAllLevels };
 
 /** What a look at the listing found beyond the current position. */
 export type PollFinding =

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { LRUCache } from 'lru-cache';
 import type { DecodedLtxFile } from '../ltx/index.js';
+import { listAllLevels } from '../storage/listing.js';
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
 import { LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
@@ -19,7 +20,7 @@ import { PageFetcher } from './page-fetcher.js';
 import { type FileIndex, fileKey, PageMap } from './page-map.js';
 import { heldStates, PageReader } from './page-reader.js';
 import { planRestore } from './plan.js';
-import { findNewFiles, listAllLevels, type PollFinding, PollTimer } from './poller.js';
+import { findNewFiles, type PollFinding, PollTimer } from './poller.js';
 import type { AcquireTarget, HydrationStatus, ReplicaSource, ReplicaView } from './port.js';
 import type { Version } from './version.js';
 import { Pins, View } from './view.js';

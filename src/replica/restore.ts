@@ -1,11 +1,12 @@
 import { existsSync, ftruncateSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { describeLtxFile, type LtxHeader, LtxStreamDecoder, lockPgno } from '../ltx/index.js';
+import { listAllLevels } from '../storage/listing.js';
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
 import { writeAllSync, writeFileAtomic } from '../util/atomic-file.js';
 import { LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
-import { listAllLevels, planRestore, type RestoreTarget } from './plan.js';
+import { planRestore, type RestoreTarget } from './plan.js';
 
 export interface RestoreProgress {
   /** Files of the plan done, and in total. */

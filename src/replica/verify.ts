@@ -1,9 +1,10 @@
 import { LtxStreamDecoder } from '../ltx/index.js';
 import { describeLtxFile } from '../ltx/names.js';
+import { listAllLevels } from '../storage/listing.js';
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
 import { isLtxvfsError } from '../util/errors.js';
 import { formatTxid } from '../util/txid.js';
-import { listAllLevels, planRestore } from './plan.js';
+import { planRestore } from './plan.js';
 import { fileChunks } from './restore.js';
 
 export interface VerifyReport {

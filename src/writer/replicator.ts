@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { lockPgno, type PageEncoding } from '../ltx/index.js';
-import { listAllLevels } from '../replica/plan.js';
 import { emptyStats, openReplicaClient, SpoolFile } from '../storage/index.js';
+import { listAllLevels } from '../storage/listing.js';
 import type { LtxFileInfo, ReplicaClient, RequestStats } from '../storage/types.js';
 import { crashPoint } from '../util/crash-point.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
