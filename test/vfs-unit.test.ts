@@ -174,6 +174,12 @@ describe('the ltx VFS over an in-memory replica', () => {
     await ltx.registerReplica('other', other);
   }, 60_000);
 
+  function snapshotAt(txid: number): Snapshot {
+    const snap = snapshots.find((s) => s.txid === txid);
+    if (!snap) throw new Error(`no snapshot at TXID ${txid}`);
+    return snap;
+  }
+
   afterAll(async () => {
     await ltx?.close();
     expect([...replica.held.values()].every((n) => n === 0)).toBe(true);
@@ -222,7 +228,9 @@ describe('the ltx VFS over an in-memory replica', () => {
     expect(await db.pragma('ltx_time')).toBe('2026-01-01T00:02:00.000Z');
     await db.pragma('ltx_txid', 1);
     expect(await db.pragma('ltx_txid')).toBe('0000000000000001');
-    expect((await db.get('SELECT v FROM t WHERE id = 4242'))!.v).not.toBe('changed');
+    const atOne = oracle(snapshotAt(1).path, 'SELECT v FROM t WHERE id = 4242');
+    expect(atOne).toEqual([{ v: expect.not.stringMatching(/^changed$/) }]);
+    expect(await db.get('SELECT v FROM t WHERE id = 4242')).toEqual(atOne[0]);
     await db.exec("PRAGMA ltx_time = '2026-01-01T00:01:30Z'");
     expect(await db.pragma('ltx_txid')).toBe('0000000000000002');
     expect(await db.get('SELECT v FROM t WHERE id = 4242')).toEqual({ v: 'changed' });
@@ -244,12 +252,46 @@ describe('the ltx VFS over an in-memory replica', () => {
     expect(gone.message).toMatch(/no such table: extra/);
     expect(await db.get('SELECT v FROM t WHERE id = 4242')).toEqual({ v: 'changed' });
     await db.exec('PRAGMA ltx_txid = 1');
-    expect((await db.get('SELECT v FROM t WHERE id = 4242'))!.v).not.toBe('changed');
+    expect(await db.get('SELECT v FROM t WHERE id = 4242')).toEqual(
+      oracle(snapshotAt(1).path, 'SELECT v FROM t WHERE id = 4242')[0],
+    );
     await db.exec('PRAGMA ltx_txid = latest');
     expect(await db.get('SELECT count(*) AS n FROM extra')).toEqual({ n: 2 });
     expect(Number(await db.pragma('ltx_lag'))).toBe(0.25);
     expect(await db.pragma('ltx_hydration')).toBe('off');
     await db.close();
+  });
+
+  it('reports hydration progress as the README shows it, under both names', async () => {
+    const db = await ltx.open('replica.db');
+    try {
+      replica.hydrationStatus = {
+        state: 'running',
+        txid: 0x12,
+        pagesDone: 1234,
+        pagesTotal: 2741,
+        bytesDownloaded: 1,
+      };
+      // 1234 / 2741 = 45.02%: the README's own example
+      for (const name of ['ltx_hydration', 'litestream_hydration_progress'])
+        expect(await db.pragma(name)).toBe('running 45.0% (1234/2741 pages) at TXID 0000000000000012');
+      replica.hydrationStatus = { state: 'done', txid: 3, pagesDone: 7, pagesTotal: 7, bytesDownloaded: 1 };
+      expect(await db.pragma('ltx_hydration')).toBe('done 100.0% (7/7 pages) at TXID 0000000000000003');
+      replica.hydrationStatus = {
+        state: 'error',
+        txid: 3,
+        pagesDone: 1,
+        pagesTotal: 8,
+        bytesDownloaded: 1,
+        error: 'ENOSPC',
+      };
+      expect(await db.pragma('ltx_hydration')).toBe(
+        'error 12.5% (1/8 pages) at TXID 0000000000000003: ENOSPC',
+      );
+    } finally {
+      replica.hydrationStatus = MemoryReplica.hydrationOff;
+      await db.close();
+    }
   });
 
   it('keeps one TXID for a whole read transaction and refuses to move inside it', async () => {

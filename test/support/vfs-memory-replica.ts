@@ -53,8 +53,18 @@ export class MemoryReplica implements ReplicaSource {
     return 0.25;
   }
 
+  static readonly hydrationOff: HydrationStatus = {
+    state: 'off',
+    txid: 0,
+    pagesDone: 0,
+    pagesTotal: 0,
+    bytesDownloaded: 0,
+  };
+  /** What hydration() reports; tests set it to check the PRAGMA text. */
+  hydrationStatus: HydrationStatus = MemoryReplica.hydrationOff;
+
   hydration(): HydrationStatus {
-    return { state: 'off', txid: 0, pagesDone: 0, pagesTotal: 0, bytesDownloaded: 0 };
+    return this.hydrationStatus;
   }
 
   private view(state: { txid: Txid; bytes: Uint8Array; timestamp: Date }): ReplicaView {
