@@ -1,5 +1,10 @@
+import { existsSync, rmSync } from 'node:fs';
 import * as SQLite from '@journeyapps/wa-sqlite';
-import { Replica, type ReplicaOptions } from '../src/replica/replica.js';
+import { Follower } from '../src/follow/follower.js';
+import { followStatePath } from '../src/follow/state-file.js';
+import { hydrationSidecarPath } from '../src/replica/hydrator.js';
+import type { HydrationStatus } from '../src/replica/port.js';
+import { type ReplicaOptions as BaseReplicaOptions, Replica } from '../src/replica/replica.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { ReplicaClient } from '../src/storage/types.js';
 import { LtxvfsError } from '../src/util/errors.js';
@@ -25,6 +30,23 @@ export interface OpenOptions {
   timestamp?: Date | string;
 }
 
+export interface ReplicaOptions extends BaseReplicaOptions {
+  /**
+   * With hydratePath: once the file is complete, keep it current as a followed file (src/follow)
+   * that other SQLite clients (better-sqlite3 in this process, any other process) can read while
+   * it updates; see `followerOf(name)`. Needs better-sqlite3.
+   */
+  followHydrated?: boolean;
+}
+
+interface OwnedReplica {
+  replica: Replica;
+  client?: ReplicaClient;
+  follower?: Follower;
+  following?: Promise<void>;
+  followed?: (follower: Follower) => void;
+}
+
 /** How a replica is given to registerReplica. */
 export type ReplicaInput = string | ReplicaClient | ReplicaSource;
 
@@ -45,7 +67,7 @@ export async function createLtx(options: LtxOptions = {}): Promise<Ltx> {
 export class Ltx {
   private readonly registry = new ReplicaMap();
   /** Replicas this object opened (and therefore closes). */
-  private readonly owned = new Map<string, { replica: Replica; client?: ReplicaClient }>();
+  private readonly owned = new Map<string, OwnedReplica>();
   private readonly instances: PooledInstance[] = [];
   private creating: Promise<PooledInstance> | undefined;
   private pendingInstances = 0;
@@ -87,9 +109,22 @@ export class Ltx {
     } else {
       const client = typeof source === 'string' ? openReplicaClient(source) : source;
       try {
-        const opened = await Replica.open(client, { logger: this.options.logger, ...options });
-        this.owned.set(name, { replica: opened, client: typeof source === 'string' ? client : undefined });
+        const handOver = options.followHydrated === true && options.hydratePath !== undefined;
+        const followedBefore = handOver && existsSync(followStatePath(options.hydratePath ?? ''));
+        const opened = await Replica.open(client, {
+          logger: this.options.logger,
+          ...options,
+          ...(followedBefore ? { hydratePath: undefined } : {}),
+        });
+        const owned: OwnedReplica = {
+          replica: opened,
+          client: typeof source === 'string' ? client : undefined,
+        };
+        this.owned.set(name, owned);
         replica = opened;
+        if (handOver && options.hydratePath !== undefined) {
+          await this.followHydrated(owned, client, options.hydratePath, followedBefore);
+        }
       } catch (err) {
         if (typeof source === 'string') await client.close().catch(() => undefined);
         throw err;
@@ -97,6 +132,60 @@ export class Ltx {
     }
     this.registry.add(name, replica);
     return replica;
+  }
+
+  /**
+   * followHydrated: once hydration is complete, the file is handed to a Follower (src/follow),
+   * which keeps it current under SQLite's locks so other SQLite clients can read it; a file
+   * handed over before is resumed by the Follower directly, without hydrating again.
+   */
+  private async followHydrated(
+    owned: OwnedReplica,
+    client: ReplicaClient,
+    path: string,
+    followedBefore: boolean,
+  ): Promise<void> {
+    const log = (line: string) => this.options.logger?.(line);
+    if (followedBefore) {
+      owned.follower = await Follower.start(client, path, { log });
+      owned.follower.run();
+      return;
+    }
+    let started = false;
+    const handOver = async () => {
+      if (started) return;
+      started = true;
+      const released = await owned.replica.releaseHydratedFile();
+      if (released === undefined) {
+        log(`${path}: hydration did not finish; it is not followed`);
+        return;
+      }
+      rmSync(hydrationSidecarPath(path), { force: true });
+      owned.follower = await Follower.adopt(client, path, released.txid, { log });
+      owned.follower.run();
+      owned.followed?.(owned.follower);
+    };
+    const onStatus = (status: HydrationStatus) => {
+      if (status.state !== 'done') return;
+      owned.replica.off('hydration', onStatus);
+      owned.following = handOver().catch((err: unknown) => log(`${path}: could not follow: ${String(err)}`));
+    };
+    owned.replica.on('hydration', onStatus);
+    onStatus(owned.replica.hydration());
+  }
+
+  /**
+   * The Follower that keeps a replica's hydrated file current (registered with followHydrated),
+   * once hydration handed the file over.
+   */
+  async followerOf(name: string): Promise<Follower | undefined> {
+    const canonical = this.registry.canonicalName(name);
+    const owned = canonical === undefined ? undefined : this.owned.get(canonical);
+    if (owned === undefined) return undefined;
+    if (owned.follower !== undefined) return owned.follower;
+    return new Promise((resolve) => {
+      owned.followed = resolve;
+    });
   }
 
   /** The replica registered under `name` (or its ".db" twin). */
@@ -113,6 +202,8 @@ export class Ltx {
     const owned = this.owned.get(canonical);
     this.owned.delete(canonical);
     if (owned) {
+      await owned.following;
+      await owned.follower?.close();
       await owned.replica.close();
       await owned.client?.close();
     }

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { closeSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { describeLtxFile, type LtxHeader, LtxStreamDecoder, lockPgno } from '../ltx/index.js';
 import { extendChain } from '../replica/extend.js';
@@ -173,6 +173,42 @@ export class Follower extends EventEmitter {
     }
     const follower = new Follower(client, path, options, opened, ownsClient);
     follower.saveState();
+    return follower;
+  }
+
+  /**
+   * Takes over a complete file that holds the replica at `txid` with page 1 as the primary wrote
+   * it (a finished hydration, src/replica/hydrator.ts): page 1 is switched to rollback-journal
+   * mode before any SQLite connection opens it, then the file is followed like a restored one.
+   * Nothing may have the file open yet.
+   */
+  static async adopt(
+    client: ReplicaClient,
+    path: string,
+    txid: Txid,
+    options: FollowOptions = {},
+  ): Promise<Follower> {
+    const fd = openSync(path, 'r+');
+    let position: FollowPosition;
+    try {
+      const header = readPageOf(fd, 1, 100);
+      const raw = new DataView(header.buffer).getUint16(16);
+      const pageSize = raw === 1 ? 65536 : raw;
+      const commit = Math.floor(fstatSync(fd).size / pageSize);
+      const counter = txid % U32;
+      writeAllSync(fd, patchPageOne(readPageOf(fd, 1, pageSize), counter, commit), 0);
+      fsyncSync(fd);
+      // No file of the replica is known yet: the first poll looks at L0 after `txid`, or at every level.
+      const anchor: FileMark = { level: -1, minTxid: txid, maxTxid: txid, size: 0, createdAt: '' };
+      position = { txid, counter, pageSize, commit, anchor };
+    } finally {
+      closeSync(fd);
+    }
+    rmSync(journalPath(path), { force: true });
+    const file = new FollowedFile(path, options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
+    const follower = new Follower(client, path, options, { file, position }, false);
+    follower.saveState();
+    options.log?.(`following the hydrated ${path} from TXID ${formatTxid(txid)}`);
     return follower;
   }
 

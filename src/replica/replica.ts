@@ -78,7 +78,7 @@ export class Replica extends EventEmitter implements ReplicaSource {
   private readonly timer: PollTimer;
   private polling: Promise<Txid> | undefined;
   private tipSeenAt: number;
-  private readonly hydrator: Hydrator | undefined;
+  private hydrator: Hydrator | undefined;
   private closed = false;
   /** The manifest the latest version came from; undefined = LIST mode. */
   private manifestState: ManifestState | undefined;
@@ -253,6 +253,21 @@ export class Replica extends EventEmitter implements ReplicaSource {
     return (
       this.hydrator?.status() ?? { state: 'off', txid: 0, pagesDone: 0, pagesTotal: 0, bytesDownloaded: 0 }
     );
+  }
+
+  /**
+   * Stops hydration once it is complete and hands its file over (follow mode, src/follow): from
+   * now on this replica neither writes nor reads the file, pages come from the cache and the
+   * store. Resolves with the TXID the file holds, or undefined (hydration off or not complete).
+   */
+  async releaseHydratedFile(): Promise<{ txid: Txid } | undefined> {
+    const hydrator = this.hydrator;
+    if (hydrator === undefined || hydrator.status().state !== 'done') return undefined;
+    this.reader.useLocalPages({ readSync: () => undefined });
+    this.hydrator = undefined;
+    await hydrator.close();
+    const status = hydrator.status();
+    return status.state === 'done' ? { txid: status.txid } : undefined;
   }
 
   /** Pages and bytes in the shared page cache. */
