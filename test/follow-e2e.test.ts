@@ -24,7 +24,7 @@ import { makeTempDir, type TempDir } from './support/tmp.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(root, 'dist', 'src', 'cli', 'main.js');
-const support = join(root, 'test', 'follow-support');
+const support = join(root, 'test', 'support', 'follow');
 const ACCOUNTS = 300;
 const TOTAL = ACCOUNTS * 2 * 1000;
 const KILLS = Number(process.env.LTXVFS_FOLLOW_KILLS ?? (process.env.LTXVFS_SOAK === '1' ? 100 : 20));

@@ -11,7 +11,7 @@ import type { ApplyEvent } from '../src/follow/index.js';
 import { followStatePath } from '../src/follow/state-file.js';
 import { FileReplicaClient } from '../src/storage/index.js';
 import { createLtx } from '../vfs/index.js';
-import { fillTable, TestPrimary } from './replica-fixture.js';
+import { fillTable, TestPrimary } from './support/replica-fixture.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
 let tmp: TempDir;
