@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { lockPgno } from '../ltx/index.js';
 import { listAllLevels } from '../storage/listing.js';
 import type { ReplicaClient } from '../storage/types.js';
+import { fsyncDir } from '../util/atomic-file.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
 import { extendChain } from './extend.js';
@@ -406,7 +407,7 @@ export class Hydrator {
     const fh = this.fh!;
     await fh.sync();
     await fsp.rename(this.tempPath, this.filePath);
-    await syncDir(path.dirname(this.filePath));
+    await fsyncDir(path.dirname(this.filePath));
     this.final = true;
     await this.writeSidecar();
     this.host.log(`hydrated ${this.filePath} at TXID ${formatTxid(this.state.txid)}`);
@@ -460,7 +461,7 @@ export class Hydrator {
       }
       await fsp.rename(tmp, this.sidecarPath);
       // The rename is durable only once the directory is.
-      await syncDir(path.dirname(this.sidecarPath));
+      await fsyncDir(path.dirname(this.sidecarPath));
     } catch (err) {
       throw ioFailure(`writing ${tmp}`, err);
     }
@@ -504,13 +505,4 @@ async function writeAll(fh: fsp.FileHandle, data: Uint8Array, position: number, 
 function ioFailure(what: string, err: unknown): LtxvfsError {
   const message = err instanceof Error ? err.message : String(err);
   return new LtxvfsError('HYDRATION_FAILED', `${what}: ${message}`, { cause: err });
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }

@@ -4,6 +4,7 @@ import { readdir, stat, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LtxvfsError } from '../util/errors.js';
+import { isProcessAlive } from '../util/process.js';
 import type { LocalFileSource } from './types.js';
 
 const SPOOL_SUFFIX = '.spool.tmp';
@@ -208,20 +209,11 @@ export async function removeStaleSpools(dir: string = tmpdir()): Promise<number>
   let removed = 0;
   for (const name of names) {
     const pid = SPOOL_NAME.exec(name)?.[1];
-    if (pid === undefined || Number(pid) === process.pid || isAlive(Number(pid))) continue;
+    if (pid === undefined || Number(pid) === process.pid || isProcessAlive(Number(pid))) continue;
     await unlink(join(dir, name)).then(
       () => removed++,
       () => {},
     );
   }
   return removed;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

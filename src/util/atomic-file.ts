@@ -1,4 +1,5 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /*
@@ -35,6 +36,16 @@ export function writeAllSync(fd: number, data: Uint8Array, position?: number): v
   while (done < data.length) {
     const at = position === undefined ? null : position + done;
     done += writeSync(fd, data, done, data.length - done, at);
+  }
+}
+
+/** fsync of a directory, so a rename or unlink inside it is durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

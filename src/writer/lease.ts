@@ -1,6 +1,8 @@
 import { hostname } from 'node:os';
 import type { ReplicaClient } from '../storage/types.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
+import { isProcessAlive } from '../util/process.js';
+import { formatRfc3339Nano, tryParseRfc3339 } from '../util/rfc3339.js';
 
 /** Litestream's lease object, `<replica path>/lock.json` (ltx-and-litestream.md section 5). */
 export const LEASE_OBJECT = 'lock.json';
@@ -64,7 +66,7 @@ export class Lease {
       renewIntervalMs: options.renewIntervalMs ?? DEFAULT_LEASE_RENEW_MS,
       owner: options.owner ?? defaultLeaseOwner(),
       now: options.now ?? (() => new Date()),
-      isLocalOwnerAlive: options.isLocalOwnerAlive ?? pidAlive,
+      isLocalOwnerAlive: options.isLocalOwnerAlive ?? isProcessAlive,
       onLost: options.onLost,
     };
     const { client } = opts;
@@ -223,7 +225,7 @@ export function parseLeaseBody(data: Uint8Array, url: string): LeaseHolder {
     );
   }
   const b = body as Partial<LeaseBody>;
-  const expiresAt = typeof b.expires_at === 'string' ? parseRfc3339(b.expires_at) : undefined;
+  const expiresAt = typeof b.expires_at === 'string' ? tryParseRfc3339(b.expires_at) : undefined;
   if (typeof b.generation !== 'number' || !expiresAt) {
     throw new LtxvfsError(
       'LEASE_HELD',
@@ -231,23 +233,6 @@ export function parseLeaseBody(data: Uint8Array, url: string): LeaseHolder {
     );
   }
   return { generation: b.generation, expiresAt, owner: typeof b.owner === 'string' ? b.owner : '' };
-}
-
-/** Go's RFC3339Nano: fractional seconds without trailing zeros, `Z` for UTC. */
-export function formatRfc3339Nano(d: Date): string {
-  const iso = d.toISOString(); // 2006-01-02T15:04:05.000Z
-  const [whole, frac] = iso.slice(0, -1).split('.') as [string, string];
-  const trimmed = frac.replace(/0+$/, '');
-  return trimmed ? `${whole}.${trimmed}Z` : `${whole}Z`;
-}
-
-/** RFC 3339 with any number of fractional digits and a `Z` or `±hh:mm` zone. */
-export function parseRfc3339(text: string): Date | undefined {
-  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$/i.exec(text.trim());
-  if (!m) return undefined;
-  const ms = (m[2] ?? '').padEnd(3, '0').slice(0, 3);
-  const d = new Date(`${m[1]}.${ms}${m[3]!.toUpperCase()}`);
-  return Number.isNaN(d.getTime()) ? undefined : d;
 }
 
 function describeHolder(h: LeaseHolder): string {
@@ -271,11 +256,5 @@ function isDeadLocalOwner(
   return !opts.isLocalOwnerAlive(pid);
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+// The lease's timestamps; exported under the names older callers use (parse returns undefined).
+export { formatRfc3339Nano, tryParseRfc3339 as parseRfc3339 };
