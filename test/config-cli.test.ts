@@ -38,9 +38,19 @@ describe('ltxvfs replicate --config', () => {
     );
     const result = await run(['replicate', '--config', file, '--once']);
     expect(result.code, result.stderr).toBe(0);
-    for (const replica of ['ra', 'rb']) {
+    for (const [replica, row] of [
+      ['ra', 'a'],
+      ['rb', 'b'],
+    ]) {
       const files = await openReplicaClient(join(tmp.dir, replica)).listFiles(0);
       expect(files.map((f) => [f.minTxid, f.maxTxid])).toEqual([[1, 1]]);
+      // each replica holds its own database (not the other's, not an empty one)
+      const out = join(tmp.dir, `${replica}-restored.db`);
+      const restored = await run(['restore', join(tmp.dir, replica), '-o', out]);
+      expect(restored.code, restored.stderr).toBe(0);
+      const db = new Database(out, { readonly: true });
+      expect(db.prepare('SELECT x FROM t').all()).toEqual([{ x: row }]);
+      db.close();
     }
   });
 
