@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm test`: typecheck, build, lint (suites spawn dist/src/cli/main.js), start a throwaway S3 server
+// `npm test`: typecheck, build, lint, import rules (scripts/check-imports.mjs: no cycle, room
+// boundaries) (suites spawn dist/src/cli/main.js), start a throwaway S3 server
 // (Ceph RGW, scripts/rgw-start.sh), run vitest with its settings, and stop the server whatever
 // happens. Extra arguments go to vitest: `npm test -- test/storage-contract.test.ts`.
 //
@@ -137,6 +138,8 @@ async function main() {
   const build = await run(bin('tsc'), ['-p', 'tsconfig.build.json']);
   log('lint and format: biome check .');
   const lint = await run(bin('biome'), ['check', '.', '--diagnostic-level=error']);
+  log('import rules: node scripts/check-imports.mjs');
+  const imports = await run(process.execPath, [join(root, 'scripts', 'check-imports.mjs')]);
   if (stopping) return 130;
 
   const s3 = await startS3();
@@ -164,8 +167,10 @@ async function main() {
   if (typecheck.code !== 0) log('FAILED: typecheck (tsc -p tsconfig.json) reported errors, see above');
   if (build.code !== 0) log('FAILED: build (tsc -p tsconfig.build.json) reported errors, see above');
   if (lint.code !== 0) log('FAILED: lint/format (biome check .) reported errors, see above');
+  if (imports.code !== 0)
+    log('FAILED: import rules (scripts/check-imports.mjs) reported violations, see above');
   if (vitest.code !== 0) return vitest.code;
-  return typecheck.code !== 0 || build.code !== 0 || lint.code !== 0 ? 1 : 0;
+  return typecheck.code !== 0 || build.code !== 0 || lint.code !== 0 || imports.code !== 0 ? 1 : 0;
 }
 
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
