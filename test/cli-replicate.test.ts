@@ -185,28 +185,31 @@ describe('ltxvfs replicate --exec', () => {
     expect(await restoredRows(replica, 'exec')).toEqual(['a', 'from-app']);
   });
 
-  // Known defect on main (being fixed on branch i10): the child runs under `sh -c`, and the shell
-  // does not pass SIGTERM on to the application. `it.fails` turns red the moment the fix lands,
-  // so this must then become a plain `it`.
-  const forwardingKnownBroken = true;
-  if (forwardingKnownBroken)
-    console.warn('[cli-replicate] --exec SIGTERM forwarding: expected to fail until the i10 fix lands');
-  (forwardingKnownBroken ? it.fails : it)(
-    'forwards SIGTERM to the child and exits with the status the child chose',
-    async () => {
-      const dbPath = walDb('exec-term.db', ['a']);
-      const replica = join(tmp.dir, 'r-exec-term');
-      const marker = join(tmp.dir, 'app-got-sigterm');
-      const ready = join(tmp.dir, 'app-ready');
-      const app = join(tmp.dir, 'app-term.cjs');
+  // Issue 10, defect 4: the child ran under `sh -c` and dash kept SIGTERM to itself (this failed
+  // on the old code for both command styles: no marker, replicate exited 143).
+  for (const style of ['a simple command (run without a shell)', 'a command that needs a shell (sh -c)']) {
+    it(`forwards SIGTERM to the child of ${style}; final sync; exits with the status the child chose`, async () => {
+      const tag = style.includes('sh -c') ? 'shell' : 'plain';
+      const dbPath = walDb(`exec-term-${tag}.db`, ['a']);
+      const replica = join(tmp.dir, `r-exec-term-${tag}`);
+      const marker = join(tmp.dir, `app-got-sigterm-${tag}`);
+      const ready = join(tmp.dir, `app-ready-${tag}`);
+      const app = join(tmp.dir, `app-term-${tag}.cjs`);
       writeFileSync(
         app,
         `const fs = require('node:fs');
-       process.on('SIGTERM', () => { fs.writeFileSync(${JSON.stringify(marker)}, 'yes'); process.exit(3); });
+       const D = require(${JSON.stringify(require.resolve('better-sqlite3'))});
+       process.on('SIGTERM', () => {
+         const db = new D(${JSON.stringify(dbPath)}); db.prepare("INSERT INTO t VALUES ('on-sigterm')").run(); db.close();
+         fs.writeFileSync(${JSON.stringify(marker)}, 'yes'); process.exit(3);
+       });
        fs.writeFileSync(${JSON.stringify(ready)}, String(process.pid));
        setInterval(() => {}, 1000);`,
       );
-      const running = start([dbPath, replica, '--exec', `${process.execPath} ${app}`]);
+      // `; exit $?` makes dash fork the application instead of exec'ing it
+      const command =
+        tag === 'shell' ? `${process.execPath} ${app}; exit $?` : `${process.execPath} '${app}'`;
+      const running = start([dbPath, replica, '--exec', command]);
       await untilReplicaHolds(replica, 1, running);
       for (let i = 0; i < 600 && !existsSync(ready); i++) await new Promise((r) => setTimeout(r, 50));
       expect(existsSync(ready), 'the --exec child never started').toBe(true);
@@ -214,6 +217,7 @@ describe('ltxvfs replicate --exec', () => {
       const { code, signal } = await running.exit;
       expect(existsSync(marker), `the child never saw SIGTERM; stderr: ${running.stderr()}`).toBe(true);
       expect({ code, signal }).toEqual({ code: 3, signal: null });
-    },
-  );
+      expect(await restoredRows(replica, `exec-term-${tag}`)).toEqual(['a', 'on-sigterm']);
+    });
+  }
 });

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
+import { splitCommandLine } from '../../util/command-line.js';
 import { parseDuration } from '../../util/duration.js';
 import { LtxvfsError } from '../../util/errors.js';
 import { formatTxid } from '../../util/txid.js';
@@ -28,7 +29,7 @@ function declareOptions(cmd: Command): Command {
     .option('--sync-interval <duration>', 'how often committed transactions become an L0 file', '1s')
     .option(
       '--exec <cmd>',
-      'run the application as a child; forward signals; final sync; exit with its status',
+      'run the application as a child (split without a shell when simple, else sh -c in its own process group); forward SIGINT/SIGTERM/SIGHUP; final sync; exit with its status',
     )
     .option('--verbose', 'log uploads, lag and checkpoints (one line each)')
     .option('--levels <durations>', 'compaction intervals of L1,L2,... (default 30s,5m,1h)')
@@ -211,24 +212,42 @@ function untilSignal(replicator: Replicator, others: Replicator[] = []): Promise
   });
 }
 
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
 /**
- * The application as a child process (through the shell, like Litestream's -exec). Signals are
- * forwarded; when it exits the caller does a final sync and exits with its status. If
- * replication fails, the child is asked to stop (SIGTERM) and the failure is reported.
+ * The application as a child process. A simple command line is split and run directly (as
+ * Litestream does), so a signal reaches the application itself; one that needs a shell runs
+ * under `/bin/sh -c` in a process group of its own, and signals go to the whole group (dash
+ * forks, and would keep them to itself) while the shell itself only notes them. SIGINT/SIGTERM/SIGHUP are forwarded; when the child
+ * exits the caller does a final sync and exits with its status. If replication fails, the
+ * child is asked to stop (SIGTERM) and the failure is reported.
  */
 function runChild(command: string, replicator: Replicator, others: Replicator[] = []): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, { shell: true, stdio: 'inherit' });
-    const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
-    const onInt = forward('SIGINT');
-    const onTerm = forward('SIGTERM');
-    process.on('SIGINT', onInt);
-    process.on('SIGTERM', onTerm);
-    for (const r of [replicator, ...others]) r.once('fatal', () => child.kill('SIGTERM'));
-    child.on('error', (err) => reject(err));
+    const argv = splitCommandLine(command);
+    const viaShell = argv === null;
+    // The shell catches the forwarded signals (a caught signal is reset to default in what it
+    // runs), so it does not die first: it waits for the application and exits with its status.
+    const [file, ...args] = argv ?? ['/bin/sh', '-c', `trap : INT TERM HUP\n${command}`];
+    if (file === undefined) throw new LtxvfsError('BAD_ARGUMENT', '--exec needs a command');
+    const child = spawn(file, args, { stdio: 'inherit', detached: viaShell });
+    const signalChild = (signal: NodeJS.Signals) => {
+      try {
+        if (viaShell && child.pid !== undefined) process.kill(-child.pid, signal);
+        else child.kill(signal);
+      } catch {
+        // already gone
+      }
+    };
+    const handlers = FORWARDED.map((signal) => [signal, () => signalChild(signal)] as const);
+    for (const [signal, handler] of handlers) process.on(signal, handler);
+    for (const r of [replicator, ...others]) r.once('fatal', () => signalChild('SIGTERM'));
+    child.on('error', (err) => {
+      for (const [signal, handler] of handlers) process.off(signal, handler);
+      reject(new LtxvfsError('BAD_ARGUMENT', `--exec ${command}: ${err.message}`, { cause: err }));
+    });
     child.on('exit', (code, signal) => {
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onTerm);
+      for (const [signal, handler] of handlers) process.off(signal, handler);
       resolve(code ?? (signal ? 128 + signalNumber(signal) : 1));
     });
   });
