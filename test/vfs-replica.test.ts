@@ -288,8 +288,9 @@ describe('the ltx VFS on a file replica', () => {
         seenAfter,
         `the new commit was not seen in 3 s of back-to-back queries (${queries})`,
       ).toBeDefined();
-      // The poll interval plus one LIST (a local directory: well under one more interval).
-      expect(seenAfter).toBeLessThan(2 * intervalMs + 200);
+      // The poll interval plus one LIST of a local directory; generous for a loaded machine (the
+      // starved poller never ran at all: 74,851 queries in 3 s and the TXID never moved).
+      expect(seenAfter).toBeLessThan(intervalMs + 1000);
       expect(await db.pragma('ltx_txid')).toBe('0000000000000002');
     } finally {
       await ltx.close();

@@ -22,6 +22,7 @@ import { heldStates, PageReader } from './page-reader.js';
 import { planRestore } from './plan.js';
 import { findNewFiles, type PollFinding, PollTimer } from './poller.js';
 import type { AcquireTarget, HydrationStatus, ReplicaSource, ReplicaView } from './port.js';
+import { planAtTime } from './time-target.js';
 import type { Version } from './version.js';
 import { Pins, View } from './view.js';
 
@@ -212,7 +213,10 @@ export class Replica extends EventEmitter implements ReplicaSource {
       if (known !== undefined) return this.pin(await known);
     }
     const listing = await listAllLevels(this.client);
-    const chain = planRestore(listing, target, { url: this.client.url });
+    const chain =
+      target.timestamp !== undefined && target.txid === undefined
+        ? await planAtTime(this.client, listing, target.timestamp, this.client.url)
+        : planRestore(listing, target, { url: this.client.url });
     const reached = chain[chain.length - 1].maxTxid;
     if (target.txid !== undefined && reached !== target.txid) {
       throw new LtxvfsError('TXID_NOT_AVAILABLE', notAvailableMessage(target.txid, listing, this.client.url));

@@ -7,6 +7,7 @@ import { writeAllSync, writeFileAtomic } from '../util/atomic-file.js';
 import { LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
 import { planRestore, type RestoreTarget } from './plan.js';
+import { planAtTime } from './time-target.js';
 
 export interface RestoreProgress {
   /** Files of the plan done, and in total. */
@@ -56,7 +57,11 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   if (!options.force && existsSync(outPath)) {
     throw new LtxvfsError('BAD_ARGUMENT', `${outPath} already exists (use --force to overwrite)`);
   }
-  const plan = planRestore(await listAllLevels(client), options, { url: client.url });
+  const listing = await listAllLevels(client);
+  const plan =
+    options.timestamp !== undefined && options.txid === undefined
+      ? await planAtTime(client, listing, options.timestamp, client.url)
+      : planRestore(listing, options, { url: client.url });
   const bytesTotal = plan.reduce((n, f) => n + f.size, 0);
   const chunkBytes = options.chunkBytes ?? 4 * 1024 * 1024;
   let bytesRead = 0;
