@@ -14,9 +14,14 @@ const cli = join(import.meta.dirname, '..', 'dist', 'src', 'cli', 'main.js');
 let tmp: TempDir;
 let replicaDir: string;
 
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+const hide = join(import.meta.dirname, 'support', 'hide-better-sqlite3.mjs');
+
+function run(
+  args: string[],
+  preload: string[] = [],
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [...preload, cli, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
     });
   });
@@ -61,5 +66,15 @@ describe('restore --follow arguments', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/BAD_ARGUMENT: .*mine\.db already exists and is not a followed copy .*--force/);
     expect(readFileSync(out, 'utf8')).toBe('precious');
+  });
+
+  it('without better-sqlite3 fails before restoring anything: no file, no state file', async () => {
+    const out = join(tmp.dir, 'no-package.db');
+    const r = await run(['restore', replicaDir, '-o', out, '--follow'], ['--import', hide]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/MISSING_DEPENDENCY: follow mode .*better-sqlite3/);
+    expect(existsSync(out)).toBe(false);
+    expect(existsSync(`${out}.ltxvfs-follow.json`)).toBe(false);
+    expect(existsSync(`${out}.ltxvfs-follow-init`)).toBe(false);
   });
 });

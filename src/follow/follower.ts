@@ -11,6 +11,7 @@ import { fsyncDirSync, writeAllSync } from '../util/atomic-file.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
 import { type FileChange, FollowedFile, journalPath } from './followed-file.js';
+import { loadBetterSqlite3 } from './sqlite-lock.js';
 import {
   type FileMark,
   type FollowPosition,
@@ -149,6 +150,8 @@ export class Follower extends EventEmitter {
     options: FollowOptions = {},
     ownsClient = false,
   ): Promise<Follower> {
+    // Before anything is restored: without the package no file must be left behind.
+    loadBetterSqlite3();
     const busy = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
     const log = (line: string) => options.log?.(line);
     const saved = readFollowState(path);
@@ -188,6 +191,7 @@ export class Follower extends EventEmitter {
     txid: Txid,
     options: FollowOptions = {},
   ): Promise<Follower> {
+    loadBetterSqlite3();
     const fd = openSync(path, 'r+');
     let position: FollowPosition;
     try {
