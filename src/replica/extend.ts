@@ -1,6 +1,6 @@
 import { isContiguous, SNAPSHOT_LEVEL } from '../ltx/names.js';
 import type { LtxFileInfo } from '../storage/types.js';
-import { formatTxid, type Txid } from '../util/txid.js';
+import type { Txid } from '../util/txid.js';
 
 export type Listing = Map<number, LtxFileInfo[]>;
 
@@ -53,10 +53,4 @@ function isBetter(a: LtxFileInfo, b: LtxFileInfo): boolean {
   if (a.minTxid !== b.minTxid) return a.minTxid < b.minTxid;
   if (a.level !== b.level) return a.level > b.level;
   return a.createdAt.getTime() < b.createdAt.getTime();
-}
-
-export function describeTarget(target: { txid?: Txid; timestamp?: Date }): string {
-  if (target.txid !== undefined) return `TXID ${formatTxid(target.txid)} (${target.txid})`;
-  if (target.timestamp !== undefined) return `time ${target.timestamp.toISOString()}`;
-  return 'the latest state';
 }

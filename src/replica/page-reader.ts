@@ -135,7 +135,8 @@ export class PageReader {
     } catch {
       chain = undefined;
     }
-    if (chain === undefined || chain[chain.length - 1]?.maxTxid !== version.txid) {
+    // planRestore throws unless the chain reaches version.txid exactly.
+    if (chain === undefined) {
       const what = cause?.message ?? 'an object it planned vanished';
       throw new LtxvfsError(
         'STORAGE_NOT_FOUND',
@@ -154,7 +155,7 @@ export class PageReader {
 }
 
 /** Which states the listing holds around `txid`, for error messages. */
-export function heldStates(txid: Txid, listing: Listing): string {
+function heldStates(txid: Txid, listing: Listing): string {
   let below = 0;
   let above = Number.POSITIVE_INFINITY;
   let newest = 0;

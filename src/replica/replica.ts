@@ -5,7 +5,7 @@ import { listAllLevels } from '../storage/listing.js';
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
 import { LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
-import { describeTarget, extendChain, type Listing } from './extend.js';
+import { extendChain } from './extend.js';
 import { Hydrator } from './hydrator.js';
 import { IndexLoader } from './index-loader.js';
 import {
@@ -18,8 +18,8 @@ import {
 } from './manifest-open.js';
 import { PageFetcher } from './page-fetcher.js';
 import { type FileIndex, fileKey, PageMap } from './page-map.js';
-import { heldStates, PageReader } from './page-reader.js';
-import { planRestore } from './plan.js';
+import { PageReader } from './page-reader.js';
+import { planRestore, planTxid } from './plan.js';
 import { findNewFiles, type PollFinding, PollTimer } from './poller.js';
 import type { AcquireTarget, HydrationStatus, ReplicaSource, ReplicaView } from './port.js';
 import { planAtTime } from './time-target.js';
@@ -217,10 +217,8 @@ export class Replica extends EventEmitter implements ReplicaSource {
       target.timestamp !== undefined && target.txid === undefined
         ? await planAtTime(this.client, listing, target.timestamp, this.client.url)
         : planRestore(listing, target, { url: this.client.url });
-    const reached = chain[chain.length - 1].maxTxid;
-    if (target.txid !== undefined && reached !== target.txid) {
-      throw new LtxvfsError('TXID_NOT_AVAILABLE', notAvailableMessage(target.txid, listing, this.client.url));
-    }
+    // planRestore has thrown unless the chain is non-empty and reaches a TXID target exactly.
+    const reached = planTxid(chain);
     if (reached === this.latestVersion.txid) return this.acquireLatest();
     let pending = this.history.get(reached);
     if (pending === undefined) {
@@ -457,8 +455,4 @@ async function buildVersion(loader: IndexLoader, chain: LtxFileInfo[], url: stri
       header.commit,
     ),
   };
-}
-
-function notAvailableMessage(txid: Txid, listing: Listing, url: string): string {
-  return `${describeTarget({ txid })} is not available in ${url}: ${heldStates(txid, listing)}`;
 }

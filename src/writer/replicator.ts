@@ -525,7 +525,7 @@ export class Replicator extends EventEmitter {
     await this.teardown();
   }
 
-  /** Throws the error that stopped replication, if any. */
+  /** The error that stopped replication, if any (undefined while it runs or after a clean stop). */
   get failure(): LtxvfsError | undefined {
     return this.fatalError;
   }

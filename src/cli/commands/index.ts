@@ -12,8 +12,6 @@ import { register as registerVerify } from './verify.js';
  * Keep this list in the order of `ltxvfs --help`.
  */
 export function registerCommands(program: Command): void {
-  // register(program) calls are added here as commands land, e.g.:
-  // registerLs(program);
   registerReplicate(program);
   registerRestore(program);
   registerLs(program);
