@@ -14,7 +14,7 @@ export interface OpenReplicaClientOptions {
   retry?: RetryPolicy;
   /** S3 only: TCP connect timeout in ms (default 3000). */
   connectionTimeoutMs?: number;
-  /** S3 only: socket inactivity timeout in ms (default 30000). */
+  /** S3 only: socket inactivity timeout in ms (default 10000). */
   requestTimeoutMs?: number;
 }
 

@@ -65,8 +65,10 @@ export interface S3ReplicaClientOptions {
   retry?: RetryPolicy;
   /** Milliseconds to wait for a TCP connection (default 3000). */
   connectionTimeoutMs?: number;
-  /** Milliseconds of socket inactivity before a request fails (default 30000). */
+  /** Milliseconds of socket inactivity (no byte sent or received) before a request fails (default 10000). */
   requestTimeoutMs?: number;
+  /** Milliseconds from the start of a request to the response headers, upload included (default 300000). */
+  firstByteTimeoutMs?: number;
 }
 
 interface SdkError {
@@ -116,9 +118,15 @@ export class S3ReplicaClient implements ReplicaClient {
         // With its default (no-op) logger the SDK prints a warning on the console whenever a
         // streamed upload fails, a 412 of a create-only write included; errors reach us anyway.
         logger: SILENT_LOGGER,
+        // Every request is bounded (a store that accepts and never answers must not hang us):
+        // connect, inactivity (socketTimeout) and time to the response headers (requestTimeout,
+        // which only warns unless throwOnRequestTimeout). All three fail as network errors and
+        // are retried like any.
         requestHandler: {
           connectionTimeout: options.connectionTimeoutMs ?? 3_000,
-          requestTimeout: options.requestTimeoutMs ?? 30_000,
+          socketTimeout: options.requestTimeoutMs ?? 10_000,
+          requestTimeout: options.firstByteTimeoutMs ?? 300_000,
+          throwOnRequestTimeout: true,
         },
       });
       this.ownsClient = true;
