@@ -5,39 +5,17 @@
  * the primary itself (read with better-sqlite3 when each TXID was replicated), never from our
  * own decoder.
  */
-import { execFile, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { cp, mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CliResult, runCli as runCliWith } from './support/cli.js';
 import { adminS3Client, createTestBucket, describeS3, s3Env, type TestBucket } from './support/s3.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
-const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
-const cli = join(projectRoot, 'dist', 'src', 'cli', 'main.js');
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [cli, ...args],
-      { env: { ...process.env, ...env }, timeout: 60_000 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const runCli = (args: string[], env: Record<string, string> = {}) => runCliWith(args, { env });
 
 const hex = (txid: number) => txid.toString(16).padStart(16, '0');
 const l0Name = (min: number, max: number) => `${hex(min)}-${hex(max)}.ltx`;
@@ -117,7 +95,6 @@ describe('ltxvfs verify and restore on a file replica', () => {
   let caseNo = 0;
 
   beforeAll(async () => {
-    if (!existsSync(cli)) throw new Error(`${cli} is missing: build first (npm run build; npm test does it)`);
     tmp = await makeTempDir('ltxvfs-cli-verify-');
     pristine = join(tmp.dir, 'replica');
     const made = await replicateFourTxids(tmp.dir, pristine);

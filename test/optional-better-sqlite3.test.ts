@@ -10,20 +10,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli as runCliWith } from './support/cli.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
-const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
-const cli = join(projectRoot, 'dist', 'src', 'cli', 'main.js');
-const hide = join(projectRoot, 'test', 'support', 'hide-better-sqlite3.mjs');
+const runCli = (args: string[], hidden: boolean) => runCliWith(args, { preload: hidden ? [hide] : [] });
 
-function runCli(args: string[], hidden: boolean): Promise<{ code: number; stdout: string; stderr: string }> {
-  const preload = hidden ? ['--import', hide] : [];
-  return new Promise((resolve) => {
-    execFile(process.execPath, [...preload, cli, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+const hide = join(projectRoot, 'test', 'support', 'hide-better-sqlite3.mjs');
 
 describe('a reader-only install (no better-sqlite3)', () => {
   let tmp: TempDir;

@@ -2,38 +2,20 @@
  * `ltxvfs ls` as a user runs it: a child process of the built CLI, over a directory laid out like
  * a Litestream file replica (golden LTX files from superfly/ltx, never decoded here) and over S3.
  */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CliResult, cliPath as cli, runCli as runCliWith } from './support/cli.js';
 import { createTestBucket, describeS3, s3Env, testReplicaUrl } from './support/s3.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
+const runCli = (args: string[], env: Record<string, string> = {}) =>
+  runCliWith(args, { env, timeoutMs: 30_000 });
+
 const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
-const cli = join(projectRoot, 'dist', 'src', 'cli', 'main.js');
 const golden = join(projectRoot, 'test', 'fixtures', 'litestream', 'nullstyle-ltx-zig', 'tests', 'fixtures');
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [cli, ...args],
-      { env: { ...process.env, ...env }, timeout: 30_000 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
 
 function expectOneLineError(result: CliResult, code: string, mentions: string): void {
   expect(result.code).not.toBe(0);

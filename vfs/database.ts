@@ -127,37 +127,9 @@ export class LtxDatabase {
    */
   get(sql: string, params?: SqlParams): Promise<Row | undefined> {
     this.assertOpen();
-    return this.call(async () => {
-      const { sqlite3 } = this.instance;
-      const cached = this.statements.get(sql);
-      if (cached !== undefined) {
-        this.statements.delete(sql); // re-insert: most recently used last
-        this.statements.set(sql, cached);
-        try {
-          return await this.firstRow(cached, params);
-        } catch (err) {
-          this.statements.delete(sql);
-          await sqlite3.finalize(cached).catch(() => undefined);
-          throw err;
-        }
-      }
-      let row: Row | undefined;
-      const prepared: number[] = [];
-      try {
-        for await (const stmt of sqlite3.statements(this.handle, sql, { unscoped: true })) {
-          prepared.push(stmt);
-          const first = await this.firstRow(stmt, params);
-          if (sqlite3.column_count(stmt) > 0) row = first;
-        }
-      } catch (err) {
-        for (const stmt of prepared) await sqlite3.finalize(stmt).catch(() => undefined);
-        throw err;
-      }
-      const [only] = prepared;
-      if (only !== undefined && prepared.length === 1 && isCacheable(sql)) await this.remember(sql, only);
-      else for (const stmt of prepared) await sqlite3.finalize(stmt);
-      return row;
-    });
+    return this.call(() =>
+      this.runEach<Row | undefined>(sql, (stmt) => this.firstRow(stmt, params), undefined),
+    );
   }
 
   /** Runs one or more statements; rows are discarded. */
@@ -184,32 +156,47 @@ export class LtxDatabase {
   /** Column names in order and rows as arrays (keeps duplicate column names apart). */
   query(sql: string, params?: SqlParams): Promise<QueryResult> {
     this.assertOpen();
-    return this.call(async () => {
-      const cached = this.statements.get(sql);
-      if (cached !== undefined) {
-        this.statements.delete(sql); // re-insert: most recently used last
-        this.statements.set(sql, cached);
-        return this.runCached(sql, cached, params);
-      }
-      const { sqlite3 } = this.instance;
-      let result: QueryResult = { columns: [], rows: [] };
-      const prepared: number[] = [];
+    return this.call(() =>
+      this.runEach(sql, (stmt) => this.allRows(stmt, params), { columns: [], rows: [] }),
+    );
+  }
+
+  /**
+   * Runs each statement of `sql` with `run` (which leaves it reset) and returns what `run` gave
+   * for the last statement that has result columns, else `empty`. SQL seen before runs its cached
+   * statement; a lone cacheable statement is kept for the next call.
+   */
+  private async runEach<T>(sql: string, run: (stmt: number) => Promise<T>, empty: T): Promise<T> {
+    const { sqlite3 } = this.instance;
+    const cached = this.statements.get(sql);
+    if (cached !== undefined) {
+      this.statements.delete(sql); // re-insert: most recently used last
+      this.statements.set(sql, cached);
       try {
-        for await (const stmt of sqlite3.statements(this.handle, sql, { unscoped: true })) {
-          // Finalizing is deferred: a lone statement may be kept for the next call.
-          prepared.push(stmt);
-          const rows = await this.stepAll(stmt, params);
-          if (rows.columns.length > 0) result = rows;
-        }
+        return await run(cached);
       } catch (err) {
-        for (const stmt of prepared) await sqlite3.finalize(stmt).catch(() => undefined);
+        this.statements.delete(sql);
+        await sqlite3.finalize(cached).catch(() => undefined);
         throw err;
       }
-      const [only] = prepared;
-      if (only !== undefined && prepared.length === 1 && isCacheable(sql)) await this.remember(sql, only);
-      else for (const stmt of prepared) await sqlite3.finalize(stmt);
-      return result;
-    });
+    }
+    let result = empty;
+    const prepared: number[] = [];
+    try {
+      for await (const stmt of sqlite3.statements(this.handle, sql, { unscoped: true })) {
+        // Finalizing is deferred: a lone statement may be kept for the next call.
+        prepared.push(stmt);
+        const value = await run(stmt);
+        if (sqlite3.column_count(stmt) > 0) result = value;
+      }
+    } catch (err) {
+      for (const stmt of prepared) await sqlite3.finalize(stmt).catch(() => undefined);
+      throw err;
+    }
+    const [only] = prepared;
+    if (only !== undefined && prepared.length === 1 && isCacheable(sql)) await this.remember(sql, only);
+    else for (const stmt of prepared) await sqlite3.finalize(stmt);
+    return result;
   }
 
   async close(): Promise<void> {
@@ -237,9 +224,23 @@ export class LtxDatabase {
     try {
       return await stepRow(sqlite3, stmt, sqlite3.column_names(stmt));
     } finally {
-      await sqlite3.reset(stmt).catch(() => undefined);
-      sqlite3.clear_bindings(stmt);
+      await this.rewind(stmt);
     }
+  }
+
+  /** Binds, steps to the end, and rewinds the statement. */
+  private async allRows(stmt: number, params: SqlParams | undefined): Promise<QueryResult> {
+    try {
+      return await this.stepAll(stmt, params);
+    } finally {
+      await this.rewind(stmt);
+    }
+  }
+
+  /** Back to the start with no bindings, so the statement holds no read transaction. */
+  private async rewind(stmt: number): Promise<void> {
+    await this.instance.sqlite3.reset(stmt).catch(() => undefined);
+    this.instance.sqlite3.clear_bindings(stmt);
   }
 
   private async stepAll(stmt: number, params: SqlParams | undefined): Promise<QueryResult> {
@@ -255,25 +256,10 @@ export class LtxDatabase {
     return { columns, rows };
   }
 
-  private async runCached(sql: string, stmt: number, params: SqlParams | undefined): Promise<QueryResult> {
-    const { sqlite3 } = this.instance;
-    try {
-      const result = await this.stepAll(stmt, params);
-      await sqlite3.reset(stmt);
-      sqlite3.clear_bindings(stmt);
-      return result;
-    } catch (err) {
-      this.statements.delete(sql);
-      await sqlite3.finalize(stmt).catch(() => undefined);
-      throw err;
-    }
-  }
-
   /** Keeps a prepared statement (reset, so it holds no read transaction) for the next call. */
   private async remember(sql: string, stmt: number): Promise<void> {
     const { sqlite3 } = this.instance;
-    await sqlite3.reset(stmt);
-    sqlite3.clear_bindings(stmt);
+    await this.rewind(stmt);
     this.statements.set(sql, stmt);
     if (this.statements.size > STATEMENT_CACHE_SIZE) {
       const oldest = this.statements.entries().next().value;
