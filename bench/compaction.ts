@@ -7,8 +7,11 @@ import { openReplicaClient } from '../src/storage/index.js';
 import type { LtxFileInfo, ReplicaClient } from '../src/storage/types.js';
 import { formatDuration } from '../src/util/duration.js';
 import { seededRandom } from '../src/util/random.js';
-import { CompactionScheduler } from '../src/writer/compaction.js';
-import { type CompactionConfig, DEFAULT_COMPACTION_CONFIG } from '../src/writer/compaction-config.js';
+import { CompactionScheduler } from '../src/writer/compaction/compaction.js';
+import {
+  type CompactionConfig,
+  DEFAULT_COMPACTION_CONFIG,
+} from '../src/writer/compaction/compaction-config.js';
 import { projectRoot } from './s3-server.js';
 import { writeLtxFile } from './support/ltx-images.js';
 

@@ -6,8 +6,8 @@ import { decodeLtxFile } from '../src/ltx/index.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { LtxFileInfo } from '../src/storage/types.js';
 import { seededRandom } from '../src/util/random.js';
-import type { CompactionConfig } from '../src/writer/compaction-config.js';
-import { findLevelGaps } from '../src/writer/levels.js';
+import type { CompactionConfig } from '../src/writer/compaction/compaction-config.js';
+import { findLevelGaps } from '../src/writer/compaction/levels.js';
 import {
   type DecodeCache,
   listAll,

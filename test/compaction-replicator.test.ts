@@ -7,7 +7,7 @@ import { restore } from '../src/replica/restore.js';
 import { verifyReplica } from '../src/replica/verify.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import { isLtxvfsError } from '../src/util/errors.js';
-import type { CompactionConfig } from '../src/writer/compaction-config.js';
+import type { CompactionConfig } from '../src/writer/compaction/compaction-config.js';
 import { Replicator } from '../src/writer/replicator.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 import { expectRestoresMatch, syncAndRecord } from './support/writer-harness.js';

@@ -5,9 +5,9 @@ import { openReplicaClient } from '../src/storage/index.js';
 import type { LtxFileInfo, ReplicaClient } from '../src/storage/types.js';
 import { isLtxvfsError } from '../src/util/errors.js';
 import { seededRandom } from '../src/util/random.js';
-import { CompactionScheduler } from '../src/writer/compaction.js';
-import type { CompactionConfig } from '../src/writer/compaction-config.js';
-import { findLevelGaps } from '../src/writer/levels.js';
+import { CompactionScheduler } from '../src/writer/compaction/compaction.js';
+import type { CompactionConfig } from '../src/writer/compaction/compaction-config.js';
+import { findLevelGaps } from '../src/writer/compaction/levels.js';
 import {
   type DecodeCache,
   listAll,

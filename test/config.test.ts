@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfigFile, parseCompactionFlags, parseConfigText } from '../src/cli/config.js';
+import { formatRequestStats } from '../src/cli/request-stats.js';
 import { isLtxvfsError } from '../src/util/errors.js';
-import { DEFAULT_COMPACTION_CONFIG } from '../src/writer/compaction-config.js';
-import { formatStats } from '../src/writer/compaction-stats.js';
-import { loadConfigFile, parseCompactionFlags, parseConfigText } from '../src/writer/config.js';
+import { DEFAULT_COMPACTION_CONFIG } from '../src/writer/compaction/compaction-config.js';
 
 const S = 1000;
 const M = 60 * S;
@@ -202,9 +202,9 @@ describe('config file', () => {
   });
 });
 
-describe('formatStats', () => {
+describe('formatRequestStats', () => {
   it('prints every request kind and bytes in one line', () => {
-    const line = formatStats({
+    const line = formatRequestStats({
       put: 3,
       get: 40,
       list: 7,

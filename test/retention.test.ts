@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { LtxFileInfo } from '../src/storage/types.js';
-import { compactionBoundary, findLevelGaps, planCompaction } from '../src/writer/levels.js';
-import { planFloorRetention, planL0Retention, planSnapshotRetention } from '../src/writer/retention.js';
+import { compactionBoundary, findLevelGaps, planCompaction } from '../src/writer/compaction/levels.js';
+import {
+  planFloorRetention,
+  planL0Retention,
+  planSnapshotRetention,
+} from '../src/writer/compaction/retention.js';
 
 // Pure rules over hand-written listings; the expected sets are read off section 2.5 of the
 // Litestream notes, not computed by the code under test.

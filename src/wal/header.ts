@@ -1,5 +1,6 @@
 import { LtxvfsError } from '../util/errors.js';
 import { walChecksum } from './checksum.js';
+import type { WalSource } from './source.js';
 
 export const WAL_HEADER_SIZE = 32;
 export const WAL_FRAME_HEADER_SIZE = 24;
@@ -95,4 +96,17 @@ export function encodeWalHeader(
   view.setUint32(24, c1);
   view.setUint32(28, c2);
   return bytes;
+}
+
+/**
+ * The header of the WAL behind `source`, or null when there is no WAL, it is shorter than a
+ * header, or its header does not verify: SQLite ignores such a WAL, and so do its readers.
+ */
+export function readWalHeader(source: WalSource | null, what = 'WAL'): WalHeader | null {
+  if (!source || source.size() < WAL_HEADER_SIZE) return null;
+  try {
+    return decodeWalHeader(source.read(0, WAL_HEADER_SIZE), what);
+  } catch {
+    return null;
+  }
 }

@@ -4,6 +4,7 @@ export { decodeFrameHeader, encodeFrameHeader, type WalFrameHeader } from './fra
 export {
   decodeWalHeader,
   encodeWalHeader,
+  readWalHeader,
   WAL_FORMAT_VERSION,
   WAL_FRAME_HEADER_SIZE,
   WAL_HEADER_SIZE,

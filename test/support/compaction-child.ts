@@ -14,8 +14,8 @@ import { imagePages, writeLtxFile } from '../../bench/support/ltx-images.js';
 // The file client directly: the S3 SDK would double the start-up time of every restart.
 import { FileReplicaClient } from '../../src/storage/file-client.js';
 import type { ReplicaClient } from '../../src/storage/types.js';
-import { CompactionScheduler } from '../../src/writer/compaction.js';
-import type { CompactionConfig } from '../../src/writer/compaction-config.js';
+import { CompactionScheduler } from '../../src/writer/compaction/compaction.js';
+import type { CompactionConfig } from '../../src/writer/compaction/compaction-config.js';
 
 const env = (name: string): string => {
   const v = process.env[name];

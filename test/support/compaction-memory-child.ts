@@ -4,7 +4,7 @@
  * stdout. (Not getrusage's maxRSS: a child inherits its parent's high-water mark across exec.)
  */
 import { FileReplicaClient } from '../../src/storage/file-client.js';
-import { CompactionScheduler } from '../../src/writer/compaction.js';
+import { CompactionScheduler } from '../../src/writer/compaction/compaction.js';
 
 function env(name: string): string {
   const value = process.env[name];

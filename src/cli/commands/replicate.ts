@@ -4,9 +4,9 @@ import { splitCommandLine } from '../../util/command-line.js';
 import { parseDuration } from '../../util/duration.js';
 import { LtxvfsError } from '../../util/errors.js';
 import { formatTxid } from '../../util/txid.js';
-import { formatStats } from '../../writer/compaction-stats.js';
-import { loadConfigFile, parseCompactionFlags } from '../../writer/config.js';
 import { Replicator, type ReplicatorLogger, type ReplicatorOptions } from '../../writer/index.js';
+import { loadConfigFile, parseCompactionFlags } from '../config.js';
+import { formatRequestStats } from '../request-stats.js';
 
 /** Every option of `ltxvfs replicate`, as commander hands them over. */
 export interface ReplicateFlags {
@@ -14,7 +14,7 @@ export interface ReplicateFlags {
   syncInterval?: string;
   exec?: string;
   verbose?: boolean;
-  // compaction (src/writer/config.ts)
+  // compaction (src/cli/config.ts)
   levels?: string;
   snapshotInterval?: string;
   retention?: string | boolean;
@@ -147,14 +147,14 @@ export function register(program: Command): void {
       const timer = setInterval(() => {
         const s = replicator.stats();
         logger.info(
-          `lag ${s.pendingUploads === 0 ? 0 : s.lagMs} ms, TXID ${formatTxid(s.txid)}, uploaded ${formatTxid(s.uploadedTxid)}, ${formatStats(s.requests)}`,
+          `lag ${s.pendingUploads === 0 ? 0 : s.lagMs} ms, TXID ${formatTxid(s.txid)}, uploaded ${formatTxid(s.uploadedTxid)}, ${formatRequestStats(s.requests)}`,
         );
       }, 10_000);
       timer.unref();
     }
     const status = flags.exec ? await runChild(flags.exec, replicator) : await untilSignal(replicator);
     await replicator.stop();
-    logger.info(formatStats(replicator.stats().requests));
+    logger.info(formatRequestStats(replicator.stats().requests));
     if (replicator.failure) throw replicator.failure;
     process.exitCode = status;
   });
@@ -181,7 +181,7 @@ async function runMany(all: ReplicatorOptions[], flags: ReplicateFlags): Promise
         for (const [i, r] of replicators.entries()) {
           const s = r.stats();
           all[i]!.logger?.info(
-            `TXID ${formatTxid(s.txid)}, uploaded ${formatTxid(s.uploadedTxid)}, ${formatStats(s.requests)}`,
+            `TXID ${formatTxid(s.txid)}, uploaded ${formatTxid(s.uploadedTxid)}, ${formatRequestStats(s.requests)}`,
           );
         }
       }, 10_000);

@@ -1,8 +1,8 @@
-import { LtxvfsError } from '../util/errors.js';
+import { LtxvfsError } from '../../util/errors.js';
 
 /** Highest level compaction may use; level 9 is reserved for snapshots (Litestream's rule). */
 export const MAX_COMPACTION_LEVELS = 8;
-export { SNAPSHOT_LEVEL } from '../ltx/names.js';
+export { SNAPSHOT_LEVEL } from '../../ltx/names.js';
 
 /** When and what the writer compacts, snapshots and deletes. All durations in milliseconds. */
 export interface CompactionConfig {

@@ -1,4 +1,4 @@
-import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
+import type { LtxFileInfo, ReplicaClient } from '../../storage/types.js';
 
 /**
  * Streams one stored LTX file in ranged reads so a compaction holds a bounded window of each

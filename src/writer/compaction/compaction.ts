@@ -1,9 +1,15 @@
 import { tmpdir } from 'node:os';
-import { compactLtx, decodeHeader, HEADER_SIZE, LtxStreamDecoder, type PageEncoding } from '../ltx/index.js';
-import { removeStaleSpools, spoolChunks } from '../storage/local-source.js';
-import type { LtxFileInfo, LtxFileRef, ReplicaClient } from '../storage/types.js';
-import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
-import { formatTxid, type Txid } from '../util/txid.js';
+import {
+  compactLtx,
+  decodeHeader,
+  HEADER_SIZE,
+  LtxStreamDecoder,
+  type PageEncoding,
+} from '../../ltx/index.js';
+import { removeStaleSpools, spoolChunks } from '../../storage/local-source.js';
+import type { LtxFileInfo, LtxFileRef, ReplicaClient } from '../../storage/types.js';
+import { isLtxvfsError, LtxvfsError } from '../../util/errors.js';
+import { formatTxid, type Txid } from '../../util/txid.js';
 import {
   type CompactionConfig,
   DEFAULT_L0_RETENTION_CHECK_INTERVAL_MS,

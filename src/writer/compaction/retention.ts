@@ -1,5 +1,5 @@
-import type { LtxFileInfo } from '../storage/types.js';
-import type { Txid } from '../util/txid.js';
+import type { LtxFileInfo } from '../../storage/types.js';
+import type { Txid } from '../../util/txid.js';
 
 /*
  * Litestream v0.5's retention rules (ltx-and-litestream.md section 2.5), as pure functions over

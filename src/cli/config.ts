@@ -9,7 +9,7 @@ import {
   DEFAULT_L0_RETENTION_CHECK_INTERVAL_MS,
   FLAG_NAMES,
   validateCompactionConfig,
-} from './compaction-config.js';
+} from '../writer/compaction/compaction-config.js';
 
 /** The compaction options of `ltxvfs replicate`, as commander hands them over. */
 export interface CompactionFlags {

@@ -1,5 +1,5 @@
-import type { LtxFileInfo, LtxFileRef } from '../storage/types.js';
-import { formatTxid, type Txid } from '../util/txid.js';
+import type { LtxFileInfo, LtxFileRef } from '../../storage/types.js';
+import { formatTxid, type Txid } from '../../util/txid.js';
 
 /** The last wall-clock boundary at or before `nowMs` (Go's `time.Truncate`, on the Unix epoch). */
 export function compactionBoundary(nowMs: number, intervalMs: number): number {

@@ -18,7 +18,7 @@ export function formatBytes(bytes: number): string {
  * Counting happens in the ReplicaClient, so uploads, compaction and retention all show up as
  * long as they share one client.
  */
-export function formatStats(stats: RequestStats): string {
+export function formatRequestStats(stats: RequestStats): string {
   return (
     `requests: ${stats.put} PUT, ${stats.get} GET, ${stats.list} LIST, ${stats.delete} DELETE, ${stats.head} HEAD; ` +
     `${formatBytes(stats.bytesWritten)} written, ${formatBytes(stats.bytesRead)} read`
