@@ -1,3 +1,4 @@
+// biome-ignore-all lint/style/noNonNullAssertion: byte codec; every typed-array index is inside a length checked before the loop, and a per-byte check would cost in the hot path
 import { CHECKSUM_FLAG } from './constants.js';
 import { lockPgno } from './names.js';
 
@@ -32,16 +33,16 @@ function buildTables(): void {
   }
   for (let k = 1; k < 8; k++) {
     for (let i = 0; i < 256; i++) {
-      const lo = TABLE_LO[(k - 1) * 256 + i];
-      const hi = TABLE_HI[(k - 1) * 256 + i];
+      const lo = TABLE_LO[(k - 1) * 256 + i]!;
+      const hi = TABLE_HI[(k - 1) * 256 + i]!;
       const idx = lo & 0xff;
-      TABLE_LO[k * 256 + i] = ((lo >>> 8) | (hi << 24)) ^ TABLE_LO[idx];
-      TABLE_HI[k * 256 + i] = (hi >>> 8) ^ TABLE_HI[idx];
+      TABLE_LO[k * 256 + i] = ((lo >>> 8) | (hi << 24)) ^ TABLE_LO[idx]!;
+      TABLE_HI[k * 256 + i] = (hi >>> 8) ^ TABLE_HI[idx]!;
     }
   }
 }
 
-const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0]! === 1;
 /** Below this many bytes a word view costs more than it saves. */
 const WORD_VIEW_MIN = 64;
 
@@ -67,15 +68,15 @@ export class Crc64 {
     if (LITTLE_ENDIAN && n >= WORD_VIEW_MIN) {
       // Bytes up to a 4-byte boundary, then pairs of words, then the rest below.
       while (((data.byteOffset + i) & 3) !== 0) {
-        const idx = (lo ^ data[i]) & 0xff;
-        lo = ((lo >>> 8) | (hi << 24)) ^ tlo[idx];
-        hi = (hi >>> 8) ^ thi[idx];
+        const idx = (lo ^ data[i]!) & 0xff;
+        lo = ((lo >>> 8) | (hi << 24)) ^ tlo[idx]!;
+        hi = (hi >>> 8) ^ thi[idx]!;
         i++;
       }
       const words = new Int32Array(data.buffer, data.byteOffset + i, ((n - i) >> 3) << 1);
       for (let w = 0; w < words.length; w += 2) {
-        lo ^= words[w];
-        hi ^= words[w + 1];
+        lo ^= words[w]!;
+        hi ^= words[w + 1]!;
         const a = 1792 + (lo & 0xff);
         const b = 1536 + ((lo >>> 8) & 0xff);
         const c = 1280 + ((lo >>> 16) & 0xff);
@@ -84,15 +85,15 @@ export class Crc64 {
         const f = 512 + ((hi >>> 8) & 0xff);
         const g = 256 + ((hi >>> 16) & 0xff);
         const h = hi >>> 24;
-        lo = tlo[a] ^ tlo[b] ^ tlo[c] ^ tlo[d] ^ tlo[e] ^ tlo[f] ^ tlo[g] ^ tlo[h];
-        hi = thi[a] ^ thi[b] ^ thi[c] ^ thi[d] ^ thi[e] ^ thi[f] ^ thi[g] ^ thi[h];
+        lo = tlo[a]! ^ tlo[b]! ^ tlo[c]! ^ tlo[d]! ^ tlo[e]! ^ tlo[f]! ^ tlo[g]! ^ tlo[h]!;
+        hi = thi[a]! ^ thi[b]! ^ thi[c]! ^ thi[d]! ^ thi[e]! ^ thi[f]! ^ thi[g]! ^ thi[h]!;
       }
       i += words.length << 2;
     } else {
       const end8 = n - (n & 7);
       while (i < end8) {
-        lo ^= data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24);
-        hi ^= data[i + 4] | (data[i + 5] << 8) | (data[i + 6] << 16) | (data[i + 7] << 24);
+        lo ^= data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
+        hi ^= data[i + 4]! | (data[i + 5]! << 8) | (data[i + 6]! << 16) | (data[i + 7]! << 24);
         const a = 1792 + (lo & 0xff);
         const b = 1536 + ((lo >>> 8) & 0xff);
         const c = 1280 + ((lo >>> 16) & 0xff);
@@ -101,15 +102,15 @@ export class Crc64 {
         const f = 512 + ((hi >>> 8) & 0xff);
         const g = 256 + ((hi >>> 16) & 0xff);
         const h = hi >>> 24;
-        lo = tlo[a] ^ tlo[b] ^ tlo[c] ^ tlo[d] ^ tlo[e] ^ tlo[f] ^ tlo[g] ^ tlo[h];
-        hi = thi[a] ^ thi[b] ^ thi[c] ^ thi[d] ^ thi[e] ^ thi[f] ^ thi[g] ^ thi[h];
+        lo = tlo[a]! ^ tlo[b]! ^ tlo[c]! ^ tlo[d]! ^ tlo[e]! ^ tlo[f]! ^ tlo[g]! ^ tlo[h]!;
+        hi = thi[a]! ^ thi[b]! ^ thi[c]! ^ thi[d]! ^ thi[e]! ^ thi[f]! ^ thi[g]! ^ thi[h]!;
         i += 8;
       }
     }
     while (i < n) {
-      const idx = (lo ^ data[i]) & 0xff;
-      lo = ((lo >>> 8) | (hi << 24)) ^ tlo[idx];
-      hi = (hi >>> 8) ^ thi[idx];
+      const idx = (lo ^ data[i]!) & 0xff;
+      lo = ((lo >>> 8) | (hi << 24)) ^ tlo[idx]!;
+      hi = (hi >>> 8) ^ thi[idx]!;
       i++;
     }
     this.lo = lo;

@@ -1,4 +1,5 @@
 import { LtxvfsError } from '../util/errors.js';
+import { present } from '../util/invariant.js';
 import type { PageEncoding } from './constants.js';
 import { type DecodedPage, LtxStreamDecoder } from './decoder.js';
 import { LtxEncoder } from './encoder.js';
@@ -61,10 +62,16 @@ export async function* compactLtx(
     }
     list.push({ decoder, pages: decoder.pages(), head: undefined, header, keepUpTo: header.commit });
   }
-  for (let i = list.length - 2; i >= 0; i--)
-    list[i].keepUpTo = Math.min(list[i].header.commit, list[i + 1].keepUpTo);
-  const first = list[0].header;
-  const last = list[list.length - 1].header;
+  let keepUpTo = Number.POSITIVE_INFINITY;
+  for (const input of list.slice().reverse()) {
+    keepUpTo = Math.min(input.header.commit, keepUpTo);
+    input.keepUpTo = keepUpTo;
+  }
+  const [firstInput] = list;
+  const lastInput = list.at(-1);
+  if (!firstInput || !lastInput) throw new LtxvfsError('BAD_ARGUMENT', 'compactLtx needs at least one input');
+  const first = firstInput.header;
+  const last = lastInput.header;
   const header = litestreamHeader({
     pageSize: last.pageSize,
     commit: last.commit,
@@ -101,7 +108,10 @@ export async function* compactLtx(
         moving.push(input);
       }
     }
-    yield encoder.writePage(pgno, newest!.data);
+    yield encoder.writePage(
+      pgno,
+      present(newest, `page ${pgno} of the input that holds the smallest page`).data,
+    );
     await Promise.all(moving.map(advance));
   }
   // Reaching each trailer verifies each input's index and file checksum.

@@ -1,4 +1,5 @@
 import { LtxvfsError } from '../util/errors.js';
+import { present } from '../util/invariant.js';
 import { Crc64, pageChecksum } from './checksum.js';
 import {
   CHECKSUM_FLAG,
@@ -141,7 +142,8 @@ export class LtxParser {
           if (avail < PAGE_HEADER_SIZE) return 'need-data';
           const b = this.buf;
           const p = this.pos;
-          if ((b[p] | b[p + 1] | b[p + 2] | b[p + 3] | b[p + 4] | b[p + 5]) === 0) {
+          // biome-ignore lint/style/noNonNullAssertion: in bounds, avail >= PAGE_HEADER_SIZE is checked above
+          if ((b[p]! | b[p + 1]! | b[p + 2]! | b[p + 3]! | b[p + 4]! | b[p + 5]!) === 0) {
             this.endOfPages();
             continue;
           }
@@ -205,7 +207,7 @@ export class LtxParser {
   }
 
   private endOfPages(): void {
-    const h = this.header!;
+    const h = present(this.header, 'LTX header of a parser past its header');
     if (isSnapshot(h)) {
       const expectedLast = h.commit === this.lock ? h.commit - 1 : h.commit;
       if (this.lastPgno !== expectedLast) {
@@ -221,7 +223,7 @@ export class LtxParser {
   }
 
   private page(): DecodedPage | LtxWait {
-    const h = this.header!;
+    const h = present(this.header, 'LTX header of a parser past its header');
     const at = this.offset;
     const head = readPageHeader(this.buf, this.pos, at);
     const pgno = head.pgno;
@@ -314,7 +316,7 @@ export class LtxParser {
   }
 
   private checkTrailer(t: LtxTrailer): void {
-    const h = this.header!;
+    const h = present(this.header, 'LTX header of a parser past its header');
     const at = this.offset;
     checkFileChecksumFlag(t);
     const noChecksum = (h.flags & HEADER_FLAG_NO_CHECKSUM) !== 0;
@@ -382,7 +384,13 @@ export function decodeLtxFile(bytes: Uint8Array, options: LtxDecodeOptions = {})
       }
       if (ev.kind === 'header') header = ev.header;
       else if (ev.kind === 'page') pages.push(ev.page);
-      else return { header: header!, pages, index: ev.index, trailer: ev.trailer };
+      else
+        return {
+          header: present(header, 'LTX header before the trailer'),
+          pages,
+          index: ev.index,
+          trailer: ev.trailer,
+        };
     }
   } catch (err) {
     if (err instanceof LtxvfsError && err.code !== 'LTX_ZSTD_UNINITIALIZED' && looksLikeLtxV1(bytes)) {
@@ -453,7 +461,7 @@ export class LtxStreamDecoder {
     }
     // Drain the input so bytes after the trailer are reported.
     while (!this.inputEnded) await this.pull();
-    return this.endValue!;
+    return present(this.endValue, 'LTX trailer after the last page');
   }
 
   private async pull(): Promise<void> {
@@ -486,8 +494,9 @@ export class LtxStreamDecoder {
     const p = this.parser;
     if (!(err instanceof LtxvfsError) || !p.headerBytes || p.fileOffset() !== HEADER_SIZE || this.inputEnded)
       return err;
-    const parts = [p.headerBytes, p.pending().slice()];
-    let total = parts[0].length + parts[1].length;
+    const pending = p.pending().slice();
+    const parts = [p.headerBytes, pending];
+    let total = p.headerBytes.length + pending.length;
     // The probe needs the whole file; cap it so a huge bad stream is not buffered.
     const cap = 256 * 1024 * 1024;
     for (;;) {

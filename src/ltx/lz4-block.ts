@@ -1,3 +1,4 @@
+// biome-ignore-all lint/style/noNonNullAssertion: byte codec; every typed-array index is inside a length checked before the loop, and a per-byte check would cost in the hot path
 import { createRequire } from 'node:module';
 import { LtxvfsError } from '../util/errors.js';
 
@@ -126,7 +127,7 @@ export function lz4DecompressBlock(
       let b: number;
       do {
         if (s >= srcEnd) throw corrupt('literal length runs past the end of the block');
-        b = src[s++];
+        b = src[s++]!;
         lit += b;
       } while (b === 255);
     }
@@ -134,7 +135,7 @@ export function lz4DecompressBlock(
       if (lit > srcEnd - s) throw corrupt(`literal run of ${lit} bytes runs past the end of the block`);
       if (lit > dstEnd - d) throw corrupt('output larger than the page');
       if (lit < 32) {
-        for (let k = 0; k < lit; k++) dst[d + k] = src[s + k];
+        for (let k = 0; k < lit; k++) dst[d + k] = src[s + k]!;
       } else {
         dst.set(src.subarray(s, s + lit), d);
       }
@@ -143,7 +144,7 @@ export function lz4DecompressBlock(
     }
     if (s === srcEnd) return d;
     if (srcEnd - s < 2) throw corrupt('match offset runs past the end of the block');
-    const offset = src[s] | (src[s + 1] << 8);
+    const offset = src[s]! | (src[s + 1]! << 8);
     s += 2;
     if (offset === 0 || offset > d - windowStart)
       throw corrupt(`match offset ${offset} reaches before the output`);
@@ -152,7 +153,7 @@ export function lz4DecompressBlock(
       let b: number;
       do {
         if (s >= srcEnd) throw corrupt('match length runs past the end of the block');
-        b = src[s++];
+        b = src[s++]!;
         ml += b;
       } while (b === 255);
     }
@@ -164,7 +165,7 @@ export function lz4DecompressBlock(
       d += ml;
     } else {
       const end = d + ml;
-      while (d < end) dst[d++] = dst[m++];
+      while (d < end) dst[d++] = dst[m++]!;
     }
   }
 }
@@ -201,11 +202,11 @@ function hash5(lo: number, hi8: number): number {
 }
 
 function readU32(b: Uint8Array, i: number): number {
-  return b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24);
+  return b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24);
 }
 
 function candidate(h: number, si: number, b: number): number {
-  const e = table[h];
+  const e = table[h]!;
   let i = e >= b ? e - b : 0;
   if (i >= si) i -= WINDOW;
   return i;
@@ -235,8 +236,8 @@ export function lz4CompressBlock(src: Uint8Array, dst: Uint8Array, dstStart = 0)
   let anchor = 0;
   while (si < sn) {
     const m0 = readU32(src, si);
-    const b4 = src[si + 4];
-    const b5 = src[si + 5];
+    const b4 = src[si + 4]!;
+    const b5 = src[si + 5]!;
     const m1 = (m0 >>> 8) | (b4 << 24);
     const h = hash5(m0, b4);
     const h2 = hash5(m1, b5);
@@ -247,7 +248,7 @@ export function lz4CompressBlock(src: Uint8Array, dst: Uint8Array, dstStart = 0)
     let offset = si - ref;
     if (offset <= 0 || offset >= WINDOW || m0 !== readU32(src, ref)) {
       const m2 = (m0 >>> 16) | (b4 << 16) | (b5 << 24);
-      const h3 = hash5(m2, src[si + 6]);
+      const h3 = hash5(m2, src[si + 6]!);
       const ref3 = candidate(h3, si + 2, b);
       si += 1;
       offset = si - ref2;
@@ -264,7 +265,7 @@ export function lz4CompressBlock(src: Uint8Array, dst: Uint8Array, dstStart = 0)
     // Extend backwards over pending literals, then forwards 8 bytes at a time.
     let lLen = si - anchor;
     let t = si - offset - 1;
-    while (lLen > 0 && t >= 0 && src[si - 1] === src[t]) {
+    while (lLen > 0 && t >= 0 && src[si - 1]! === src[t]!) {
       si--;
       t--;
       lLen--;
@@ -287,7 +288,7 @@ export function lz4CompressBlock(src: Uint8Array, dst: Uint8Array, dstStart = 0)
     di = writeSequence(src, anchor, lLen, offset, si - matchStart, dst, di);
     anchor = si;
     if (si >= sn) break;
-    table[hash5(readU32(src, si - 2), src[si + 2])] = b + si - 2;
+    table[hash5(readU32(src, si - 2), src[si + 2]!)] = b + si - 2;
   }
   return writeLastLiterals(src, anchor, n - anchor, dst, di) - dstStart;
 }
@@ -317,7 +318,7 @@ function writeSequence(
   let token = Math.min(litLen, 15) << 4;
   if (litLen >= 15) op = writeLength(dst, op, litLen - 15);
   if (litLen < 32) {
-    for (let k = 0; k < litLen; k++) dst[op + k] = src[litStart + k];
+    for (let k = 0; k < litLen; k++) dst[op + k] = src[litStart + k]!;
   } else {
     dst.set(src.subarray(litStart, litStart + litLen), op);
   }

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/style/noNonNullAssertion: byte codec; every typed-array index is inside a length checked before the loop, and a per-byte check would cost in the hot path
 import { LtxvfsError } from '../util/errors.js';
 import {
   type Lz4Compressor,
@@ -40,7 +41,7 @@ function bad(what: string): LtxvfsError {
 }
 
 function readU32LE(b: Uint8Array, i: number): number {
-  return (b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)) >>> 0;
+  return (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)) >>> 0;
 }
 
 function writeU32LE(b: Uint8Array, i: number, v: number): void {
@@ -95,7 +96,7 @@ export function lz4FrameExtent(buf: Uint8Array, start: number, end: number, page
   if (readU32LE(buf, start) !== FRAME_MAGIC) {
     throw bad(`bad magic 0x${readU32LE(buf, start).toString(16).padStart(8, '0')}`);
   }
-  const flg = buf[start + 4];
+  const flg = buf[start + 4]!;
   if ((flg & FLG_VERSION_MASK) !== FLG_VERSION_01)
     throw bad(`unsupported frame version in FLG 0x${hex2(flg)}`);
   if (flg & FLG_RESERVED) throw bad(`reserved bit set in FLG 0x${hex2(flg)}`);
@@ -130,8 +131,8 @@ export function decodeLz4Frame(src: Uint8Array, start: number, end: number, page
   if (length < 0) throw bad(`frame truncated: needs at least ${-length} bytes, has ${end - start}`);
   if (length !== end - start)
     throw bad(`${end - start - length} unexpected bytes after the end of the frame`);
-  const flg = src[start + 4];
-  const bd = src[start + 5];
+  const flg = src[start + 4]!;
+  const bd = src[start + 5]!;
   if (bd & 0x8f) throw bad(`reserved bits set in BD 0x${hex2(bd)}`);
   const blockCode = (bd >>> 4) & 7;
   if (blockCode < 4) throw bad(`invalid block maximum size code ${blockCode}`);
@@ -145,7 +146,7 @@ export function decodeLz4Frame(src: Uint8Array, start: number, end: number, page
     p += 8;
   }
   const hc = frameDescriptorChecksum(src.subarray(start + 4, p));
-  if (src[p] !== hc) throw bad(`descriptor checksum 0x${hex2(src[p])} should be 0x${hex2(hc)}`);
+  if (src[p]! !== hc) throw bad(`descriptor checksum 0x${hex2(src[p]!)} should be 0x${hex2(hc)}`);
   p++;
   let out: Uint8Array = new Uint8Array(0);
   const independent = (flg & FLG_BLOCK_INDEPENDENT) !== 0;

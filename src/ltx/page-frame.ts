@@ -1,3 +1,4 @@
+// biome-ignore-all lint/style/noNonNullAssertion: byte codec; every typed-array index is inside a length checked before the read, and a per-byte check would cost in the hot path
 import { LtxvfsError } from '../util/errors.js';
 import { PAGE_FLAG_SIZE, PAGE_FLAG_ZSTD, PAGE_HEADER_SIZE, type PageEncoding } from './constants.js';
 import {
@@ -30,7 +31,7 @@ export function maxSizedPayload(encoding: PageEncoding, pageSize: number): numbe
 }
 
 function readU32BE(b: Uint8Array, i: number): number {
-  return ((b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]) >>> 0;
+  return ((b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!) >>> 0;
 }
 
 function writeU32BE(b: Uint8Array, i: number, v: number): void {
@@ -94,7 +95,7 @@ export function describeFrame(fileOffset: number, length: number): string {
 /** Reads and checks the 6-byte page header at buf[at]; fileOffset (or -1) is for errors. */
 export function readPageHeader(buf: Uint8Array, at: number, fileOffset: number): FrameHead {
   const pgno = readU32BE(buf, at);
-  const flags = (buf[at + 4] << 8) | buf[at + 5];
+  const flags = (buf[at + 4]! << 8) | buf[at + 5]!;
   const encoding = encodingOfFlags(flags);
   if (encoding === undefined) {
     const where = describeFrame(fileOffset, buf.length - at);

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/style/noNonNullAssertion: byte codec; every typed-array index is inside a length checked before the read, and a per-byte check would cost in the hot path
 import { LtxvfsError } from '../util/errors.js';
 import {
   HEADER_SIZE,
@@ -58,15 +59,15 @@ export class UvarintReader {
   read(fileOffset: number): number {
     const b = this.b;
     let at = this.pos;
-    if (at < this.end && b[at] < 0x80) {
+    if (at < this.end && b[at]! < 0x80) {
       this.pos = at + 1;
-      return b[at];
+      return b[at]!;
     }
     let value = 0;
     let scale = 1;
     for (let i = 0; i < 8; i++) {
       if (at >= this.end) return -1;
-      const byte = b[at++];
+      const byte = b[at++]!;
       value += (byte & 0x7f) * scale;
       if (byte < 0x80) {
         if (value > Number.MAX_SAFE_INTEGER) break;

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/style/noNonNullAssertion: byte codec; every typed-array index is inside a length checked before the loop, and a per-byte check would cost in the hot path
 /**
  * xxHash32, used only by the legacy LZ4 frame encoding (descriptor checksum, block and content
  * checksums). Written here rather than taken from a package: it is ~40 lines, runs only on legacy
@@ -13,10 +14,10 @@ function rotl(x: number, r: number): number {
   return (x << r) | (x >>> (32 - r));
 }
 
-const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0]! === 1;
 
 function readU32LE(b: Uint8Array, i: number): number {
-  return b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24);
+  return b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24);
 }
 
 export function xxh32(data: Uint8Array, seed = 0, start = 0, end = data.length): number {
@@ -33,10 +34,10 @@ export function xxh32(data: Uint8Array, seed = 0, start = 0, end = data.length):
       // Aligned: read the stripes as 32-bit words (about 2x faster than byte loads).
       const words = new Int32Array(data.buffer, data.byteOffset + i, ((end - i) >> 4) << 2);
       for (let w = 0; w < words.length; w += 4) {
-        v1 = Math.imul(rotl((v1 + Math.imul(words[w], P2)) | 0, 13), P1);
-        v2 = Math.imul(rotl((v2 + Math.imul(words[w + 1], P2)) | 0, 13), P1);
-        v3 = Math.imul(rotl((v3 + Math.imul(words[w + 2], P2)) | 0, 13), P1);
-        v4 = Math.imul(rotl((v4 + Math.imul(words[w + 3], P2)) | 0, 13), P1);
+        v1 = Math.imul(rotl((v1 + Math.imul(words[w]!, P2)) | 0, 13), P1);
+        v2 = Math.imul(rotl((v2 + Math.imul(words[w + 1]!, P2)) | 0, 13), P1);
+        v3 = Math.imul(rotl((v3 + Math.imul(words[w + 2]!, P2)) | 0, 13), P1);
+        v4 = Math.imul(rotl((v4 + Math.imul(words[w + 3]!, P2)) | 0, 13), P1);
       }
       i += words.length << 2;
     }
@@ -57,7 +58,7 @@ export function xxh32(data: Uint8Array, seed = 0, start = 0, end = data.length):
     i += 4;
   }
   while (i < end) {
-    h = Math.imul(rotl((h + Math.imul(data[i], P5)) | 0, 11), P1);
+    h = Math.imul(rotl((h + Math.imul(data[i]!, P5)) | 0, 11), P1);
     i++;
   }
   h = Math.imul(h ^ (h >>> 15), P2);

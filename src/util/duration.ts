@@ -1,4 +1,5 @@
 import { LtxvfsError } from './errors.js';
+import { present } from './invariant.js';
 
 const UNIT_MS = new Map<string, number>([
   ['ms', 1],
@@ -17,7 +18,7 @@ for (const [unit, words] of [
   ['h', ['hr', 'hrs', 'hour', 'hours']],
   ['d', ['day', 'days']],
 ] as const) {
-  for (const word of words) UNIT_WORD_MS.set(word, UNIT_MS.get(unit)!);
+  for (const word of words) UNIT_WORD_MS.set(word, present(UNIT_MS.get(unit), `duration unit ${unit}`));
 }
 for (const week of ['w', 'week', 'weeks']) UNIT_WORD_MS.set(week, 7 * 86_400_000);
 
@@ -37,9 +38,11 @@ export function sumDurationParts(text: string, options: { words?: boolean } = {}
   while (pos < text.length) {
     part.lastIndex = pos;
     const m = part.exec(text);
-    const unitMs = m ? units.get(m[2]!) : undefined;
-    if (!m || unitMs === undefined) return undefined;
-    total += Number(m[1]) * unitMs;
+    if (!m) return undefined;
+    const [, amount = '', unit = ''] = m;
+    const unitMs = units.get(unit);
+    if (unitMs === undefined) return undefined;
+    total += Number(amount) * unitMs;
     pos = part.lastIndex;
     parts++;
   }

@@ -47,7 +47,9 @@ export type ErrorCode =
   | 'RESTORE_OUTPUT'
   | 'SQL_ERROR'
   | 'MISSING_DEPENDENCY'
-  | 'BAD_ARGUMENT';
+  | 'BAD_ARGUMENT'
+  // a state the code's own logic rules out (a bug in ltxvfs, not bad input)
+  | 'INTERNAL';
 
 export class LtxvfsError extends Error {
   readonly code: ErrorCode;

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/style/noNonNullAssertion: checksum loop; every word index is below the view length the loop is bounded by, and a per-word check would cost in the hot path
 /**
  * SQLite's WAL checksum: over 8-byte units (a, b) read as two u32 in the byte order chosen by the
  * WAL magic, s0 += a + s1; s1 += b + s0 (mod 2^32). Cumulative: each frame continues from the

@@ -124,7 +124,9 @@ export function scanWal(
         break outer;
       }
       frameChecksum(chunk, at, frameSize, header.bigEndianChecksum, s0, s1, sums);
+      // biome-ignore lint/style/noNonNullAssertion: sums is a Uint32Array(2), per frame
       s0 = sums[0]!;
+      // biome-ignore lint/style/noNonNullAssertion: sums is a Uint32Array(2), per frame
       s1 = sums[1]!;
       if (s0 !== view.getUint32(at + 16) || s1 !== view.getUint32(at + 20)) {
         endReason = 'checksum';
@@ -234,10 +236,15 @@ function frameChecksum(
     const words = new Uint32Array(chunk.buffer, start, frameSize >>> 2);
     let a = s0 >>> 0;
     let b = s1 >>> 0;
+    // Unchecked reads: the view is frameSize bytes (>= the frame header) and i stays below its length.
+    // biome-ignore lint/style/noNonNullAssertion: see above
     a = (a + words[0]! + b) >>> 0;
+    // biome-ignore lint/style/noNonNullAssertion: see above
     b = (b + words[1]! + a) >>> 0;
     for (let i = WAL_FRAME_HEADER_SIZE >>> 2; i < words.length; i += 2) {
+      // biome-ignore lint/style/noNonNullAssertion: see above
       a = (a + words[i]! + b) >>> 0;
+      // biome-ignore lint/style/noNonNullAssertion: see above
       b = (b + words[i + 1]! + a) >>> 0;
     }
     out[0] = a;
