@@ -1,6 +1,7 @@
 import { type DataArray, FacadeVFS, type TypedView } from '@journeyapps/wa-sqlite/src/FacadeVFS.js';
 import * as VFS from '@journeyapps/wa-sqlite/src/VFS.js';
 import { LtxvfsError } from '../src/util/errors.js';
+import { present } from '../src/util/invariant.js';
 import { formatTxid, parseTxid, type Txid } from '../src/util/txid.js';
 import { MemoryFile } from './memory-file.js';
 import type { WaSqliteBuild } from './module.js';
@@ -165,7 +166,11 @@ export class LtxVfs extends FacadeVFS {
         const target =
           txidParam !== undefined
             ? { txid: parseTxid(txidParam) }
-            : { timestamp: parseTimeTarget(timeParam!) };
+            : timeParam !== undefined
+              ? { timestamp: parseTimeTarget(timeParam) }
+              : undefined;
+        if (target === undefined)
+          throw new LtxvfsError('INTERNAL', 'internal error: no txid= or time= target');
         file.view = await entry.replica.acquireAt(target);
         file.pinned = pinOf(file.view);
       } else {
@@ -338,7 +343,7 @@ export class LtxVfs extends FacadeVFS {
     });
     if (outcome === undefined) return undefined;
     if ('error' in outcome) return this.fail(outcome.error, VFS.SQLITE_IOERR_READ);
-    pData.set(outcome.data!);
+    pData.set(outcome.data);
     return outcome.rc;
   }
 
@@ -347,7 +352,9 @@ export class LtxVfs extends FacadeVFS {
       return await this.withViewAsync(file, async (view) => {
         const wanted = pagesCovering(view, offset, length);
         const loaded = await Promise.all(wanted.map((pgno) => view.readPage(pgno)));
-        const pages = new Map(wanted.map((pgno, i) => [pgno, loaded[i]!]));
+        const pages = new Map<number, Uint8Array>();
+        for (const [i, pgno] of wanted.entries())
+          pages.set(pgno, present(loaded[i], `page ${pgno} of the read`));
         return assemble(view, offset, length, pages);
       });
     } catch (err) {
@@ -544,7 +551,7 @@ function assemble(
   offset: number,
   length: number,
   pages: Map<number, Uint8Array>,
-): PendingRead {
+): PendingRead & { data: Uint8Array } {
   const data = new Uint8Array(length);
   let filled = 0;
   for (const [pgno, raw] of pages) {

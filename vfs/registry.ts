@@ -26,7 +26,8 @@ export class ReplicaMap implements ReplicaRegistry {
 
   resolve(path: string): { name: string; replica: ReplicaSource } | undefined {
     const name = this.canonicalName(path);
-    return name === undefined ? undefined : { name, replica: this.byName.get(name)! };
+    const replica = name === undefined ? undefined : this.byName.get(name);
+    return name === undefined || replica === undefined ? undefined : { name, replica };
   }
 
   get(name: string): ReplicaSource | undefined {

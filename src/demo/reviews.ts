@@ -1,3 +1,4 @@
+import { present } from '../util/invariant.js';
 /**
  * The sandwich-review app's data: a schema and a deterministic generator of plausible reviews,
  * shared by the demo and the benchmark so both show the same kind of database.
@@ -57,7 +58,7 @@ const VERDICTS = [
 export { seededRandom } from '../util/random.js';
 
 function pick<T>(random: () => number, items: readonly T[]): T {
-  return items[Math.floor(random() * items.length)]!;
+  return present(items[Math.floor(random() * items.length)], `an item of ${items.length}`);
 }
 
 /** One review; `bodySentences` sets its size (each sentence is ~45 bytes). */

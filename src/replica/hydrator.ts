@@ -6,11 +6,19 @@ import { listAllLevels } from '../storage/listing.js';
 import type { ReplicaClient } from '../storage/types.js';
 import { fsyncDir } from '../util/atomic-file.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
+import { present } from '../util/invariant.js';
 import { formatTxid, type Txid } from '../util/txid.js';
 import { extendChain } from './extend.js';
 import type { IndexLoader } from './index-loader.js';
 import type { PageFetcher } from './page-fetcher.js';
-import type { FileIndex, PageLocation } from './page-map.js';
+import {
+  entryEnd,
+  entryOffset,
+  entryPgno,
+  entrySize,
+  type FileIndex,
+  type PageLocation,
+} from './page-map.js';
 import type { HydrationStatus } from './port.js';
 import type { Version } from './version.js';
 
@@ -252,7 +260,7 @@ export class Hydrator {
     if (sidecar.txid === latest.txid) return [];
     const listing = await listAllLevels(this.host.client);
     const chain = extendChain(listing, sidecar.txid, (f) => f.maxTxid <= latest.txid);
-    if (chain.length === 0 || chain[chain.length - 1].maxTxid !== latest.txid) return undefined;
+    if (chain.at(-1)?.maxTxid !== latest.txid) return undefined;
     const loaded = await this.host.loader.loadAll(chain, new Set());
     const changed: number[] = [];
     for (const { index } of loaded) for (const p of index.pgnos) changed.push(p);
@@ -262,7 +270,7 @@ export class Hydrator {
 
   /** Moves the file to `version`: size, bitmap bounds, counters, sidecar. Changed pages must already be cleared. */
   private async retarget(version: Version, previousCommit: number): Promise<void> {
-    const fh = this.fh!;
+    const fh = present(this.fh, 'open hydration file');
     const bytes = (version.commit + 8) >> 3;
     if (this.valid.length !== bytes) {
       const next = new Uint8Array(bytes);
@@ -287,7 +295,7 @@ export class Hydrator {
   }
 
   private async maybeAdvance(): Promise<void> {
-    const target = this.target!;
+    const target = present(this.target, 'hydration target');
     const latest = this.host.latest();
     if (latest.txid === target.txid) return;
     const oldest = this.host.oldestPinnedTxid();
@@ -309,7 +317,7 @@ export class Hydrator {
   }
 
   private planRound(): { runs: Run[]; scanEnd: number } {
-    const target = this.target!;
+    const target = present(this.target, 'hydration target');
     const lock = lockPgno(target.pageSize);
     const byIndex = new Map<FileIndex, number[]>();
     let bytes = 0;
@@ -329,7 +337,7 @@ export class Hydrator {
         byIndex.set(loc.index, list);
       }
       list.push(loc.entry);
-      bytes += loc.index.sizes[loc.entry];
+      bytes += entrySize(loc.index, loc.entry);
     }
     const chunk = Math.max(this.host.fetcher.maxRunBytes(), 1);
     const runs: Run[] = [];
@@ -341,16 +349,16 @@ export class Hydrator {
         const contiguous =
           run !== undefined &&
           e - run.last <= GAP_FRAMES + 1 &&
-          index.offsets[e] + index.sizes[e] - index.offsets[run.first] <= chunk &&
-          index.offsets[e] - (index.offsets[run.last] + index.sizes[run.last]) <= chunk - runBytes;
+          entryEnd(index, e) - entryOffset(index, run.first) <= chunk &&
+          entryOffset(index, e) - entryEnd(index, run.last) <= chunk - runBytes;
         if (run !== undefined && contiguous) {
           run.last = e;
           run.wanted.push(e);
-          runBytes = index.offsets[e] + index.sizes[e] - index.offsets[run.first];
+          runBytes = entryEnd(index, e) - entryOffset(index, run.first);
         } else {
           if (run !== undefined) runs.push(run);
           run = { index, first: e, last: e, wanted: [e] };
-          runBytes = index.sizes[e];
+          runBytes = entrySize(index, e);
         }
       }
       if (run !== undefined) runs.push(run);
@@ -361,8 +369,9 @@ export class Hydrator {
   private async execute(runs: Run[]): Promise<void> {
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (next < runs.length && !this.closed) {
+      while (!this.closed) {
         const run = runs[next++];
+        if (run === undefined) return;
         await this.fetchRun(run);
       }
     };
@@ -370,16 +379,16 @@ export class Hydrator {
   }
 
   private async fetchRun(run: Run): Promise<void> {
-    const target = this.target!;
+    const target = present(this.target, 'hydration target');
     const { index, first, last } = run;
     const pages = await this.host.fetcher.readFrames(index, first, last, target.pageSize);
-    this.state.bytesDownloaded += index.offsets[last] + index.sizes[last] - index.offsets[first];
+    this.state.bytesDownloaded += entryEnd(index, last) - entryOffset(index, first);
     // Consecutive page numbers go to disk in one write.
     let group: { pgno: number; pages: Uint8Array[] } | undefined;
     const groups: Array<{ pgno: number; pages: Uint8Array[] }> = [];
     for (const e of run.wanted) {
-      const pgno = index.pgnos[e];
-      const page = pages[e - first];
+      const pgno = entryPgno(index, e);
+      const page = present(pages[e - first], `frame ${e} of the run read from ${index.key}`);
       if (group !== undefined && group.pgno + group.pages.length === pgno) group.pages.push(page);
       else {
         group = { pgno, pages: [page] };
@@ -389,12 +398,13 @@ export class Hydrator {
     const fh = this.fh;
     if (fh === undefined) return;
     for (const g of groups) {
-      const buf = g.pages.length === 1 ? g.pages[0] : Buffer.concat(g.pages);
+      const [only] = g.pages;
+      const buf = g.pages.length === 1 && only !== undefined ? only : Buffer.concat(g.pages);
       await writeAll(fh, buf, (g.pgno - 1) * target.pageSize, this.dataPath);
     }
     if (this.target !== target) return;
     for (const e of run.wanted) {
-      const pgno = index.pgnos[e];
+      const pgno = entryPgno(index, e);
       if (!this.isValid(pgno)) {
         this.setBit(pgno);
         this.state.pagesDone++;
@@ -404,7 +414,7 @@ export class Hydrator {
   }
 
   private async finalize(): Promise<void> {
-    const fh = this.fh!;
+    const fh = present(this.fh, 'open hydration file');
     await fh.sync();
     await fsp.rename(this.tempPath, this.filePath);
     await fsyncDir(path.dirname(this.filePath));
@@ -440,7 +450,7 @@ export class Hydrator {
   }
 
   private async writeSidecar(): Promise<void> {
-    const target = this.target!;
+    const target = present(this.target, 'hydration target');
     const sidecar: Sidecar = {
       format: 'ltxvfs-hydration-1',
       url: this.host.client.url,
@@ -475,16 +485,19 @@ export class Hydrator {
 
   private isValid(p: number): boolean {
     const byte = p >> 3;
-    return byte < this.valid.length && (this.valid[byte] & (1 << (p & 7))) !== 0;
+    return ((this.valid[byte] ?? 0) & (1 << (p & 7))) !== 0;
   }
 
   private setBit(p: number): void {
-    this.valid[p >> 3] |= 1 << (p & 7);
+    const byte = p >> 3;
+    const bits = this.valid[byte];
+    if (bits !== undefined) this.valid[byte] = bits | (1 << (p & 7));
   }
 
   private clearBit(p: number): void {
     const byte = p >> 3;
-    if (byte < this.valid.length) this.valid[byte] &= ~(1 << (p & 7));
+    const bits = this.valid[byte];
+    if (bits !== undefined) this.valid[byte] = bits & ~(1 << (p & 7));
   }
 }
 

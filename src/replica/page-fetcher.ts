@@ -2,7 +2,15 @@ import { LRUCache } from 'lru-cache';
 import { decodePageFrame, initZstd } from '../ltx/index.js';
 import type { ReplicaClient } from '../storage/types.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
-import type { FileIndex, PageLocation } from './page-map.js';
+import { present } from '../util/invariant.js';
+import {
+  entryEnd,
+  entryOffset,
+  entryPgno,
+  entrySize,
+  type FileIndex,
+  type PageLocation,
+} from './page-map.js';
 
 export interface PageFetcherOptions {
   cacheBytes: number;
@@ -74,19 +82,19 @@ interface Run {
  */
 function adjacentRun(index: FileIndex, first: number, window: number): { last: number; bytes: number } {
   let last = first;
-  let bytes = index.sizes[first];
+  let bytes = entrySize(index, first);
   while (last + 1 < index.pgnos.length) {
     const next = last + 1;
-    if (index.offsets[next] !== index.offsets[last] + index.sizes[last]) break;
-    if (bytes + index.sizes[next] > window) break;
-    bytes += index.sizes[next];
+    if (entryOffset(index, next) !== entryEnd(index, last)) break;
+    if (bytes + entrySize(index, next) > window) break;
+    bytes += entrySize(index, next);
     last = next;
   }
   return { last, bytes };
 }
 
 export function cacheKey(index: FileIndex, entry: number): string {
-  return `${index.key}#${index.pgnos[entry]}`;
+  return `${index.key}#${entryPgno(index, entry)}`;
 }
 
 /**
@@ -147,7 +155,10 @@ export class PageFetcher {
       this.inflight.set(k, d);
       run.owned.set(e, d);
     }
-    const mine = run.owned.get(loc.entry)!.promise;
+    const mine = present(
+      run.owned.get(loc.entry),
+      `deferred read of entry ${loc.entry} in its own run`,
+    ).promise;
     if (this.options.coalesce) {
       this.queue.push(run);
       if (!this.flushScheduled) {
@@ -163,7 +174,7 @@ export class PageFetcher {
   /** Frames first..last of one object, decoded, bypassing the cache (hydration). */
   async readFrames(index: FileIndex, first: number, last: number, pageSize: number): Promise<Uint8Array[]> {
     const bytes = await this.readBytes(index, first, last);
-    const start = index.offsets[first];
+    const start = entryOffset(index, first);
     const pages: Uint8Array[] = [];
     for (let e = first; e <= last; e++) pages.push(await this.decodeAsync(index, e, bytes, start, pageSize));
     return pages;
@@ -200,8 +211,8 @@ export class PageFetcher {
     for (const s of streams) {
       if (s.window === 0 || s.index !== loc.index) continue;
       const at = s.chunks.findIndex((c) => entry >= c.first && entry <= c.last);
-      if (at < 0) continue;
       const chunk = s.chunks[at];
+      if (chunk === undefined) continue;
       if (entry < chunk.first + (chunk.last - chunk.first) / 2) return;
       if (s.chunks.length - 1 - at >= PREFETCH_DEPTH || s.prefetching >= PREFETCH_DEPTH) return;
       this.prefetch(s);
@@ -264,7 +275,7 @@ export class PageFetcher {
       let previous = -1;
       for (let i = streams.length - 1; i >= 0; i--) {
         const s = streams[i];
-        if (entry >= s.next && entry <= s.next + SEQUENTIAL_SLACK) {
+        if (s !== undefined && entry >= s.next && entry <= s.next + SEQUENTIAL_SLACK) {
           previous = Math.max(previous, s.window);
           streams.splice(i, 1);
         }
@@ -279,7 +290,8 @@ export class PageFetcher {
       last = adjacentRun(index, entry, window).last;
       // Streams this run overtook are done.
       for (let i = streams.length - 1; i >= 0; i--) {
-        if (streams[i].next > entry && streams[i].next <= last + 1) streams.splice(i, 1);
+        const next = streams[i]?.next ?? -1;
+        if (next > entry && next <= last + 1) streams.splice(i, 1);
       }
       streams.push({
         next: last + 1,
@@ -323,7 +335,7 @@ export class PageFetcher {
     try {
       const bytes = await this.readBytes(index, first, last);
       arrived?.();
-      const start = index.offsets[first];
+      const start = entryOffset(index, first);
       for (let e = first; e <= last; e++) {
         let page: Uint8Array;
         try {
@@ -341,13 +353,13 @@ export class PageFetcher {
   }
 
   private async readBytes(index: FileIndex, first: number, last: number): Promise<Uint8Array> {
-    const start = index.offsets[first];
-    const length = index.offsets[last] + index.sizes[last] - start;
+    const start = entryOffset(index, first);
+    const length = entryEnd(index, last) - start;
     const bytes = await this.client.readRange(index.file, start, length);
     if (bytes.byteLength < length) {
       throw new LtxvfsError(
         'REPLICA_CORRUPT',
-        `object ${index.key} of ${this.client.url} is truncated: its page index places page ${index.pgnos[last]} ` +
+        `object ${index.key} of ${this.client.url} is truncated: its page index places page ${entryPgno(index, last)} ` +
           `at bytes ${start}..${start + length}, but the object ends after ${start + bytes.byteLength} bytes`,
       );
     }
@@ -378,9 +390,9 @@ export class PageFetcher {
     start: number,
     pageSize: number,
   ): Uint8Array {
-    const from = index.offsets[entry] - start;
-    const frame = bytes.subarray(from, from + index.sizes[entry]);
-    const pgno = index.pgnos[entry];
+    const from = entryOffset(index, entry) - start;
+    const frame = bytes.subarray(from, from + entrySize(index, entry));
+    const pgno = entryPgno(index, entry);
     try {
       // Own the bytes: a cached page must not keep a multi-MiB read-ahead buffer alive.
       const page = decodePageFrame(frame, pageSize, pgno);
@@ -389,7 +401,7 @@ export class PageFetcher {
       const why = isLtxvfsError(err) || err instanceof Error ? err.message : String(err);
       throw new LtxvfsError(
         'REPLICA_CORRUPT',
-        `page ${pgno} in object ${index.key} of ${this.client.url} (frame at offset ${index.offsets[entry]}) is corrupt: ${why}`,
+        `page ${pgno} in object ${index.key} of ${this.client.url} (frame at offset ${entryOffset(index, entry)}) is corrupt: ${why}`,
         { cause: err },
       );
     }

@@ -1,5 +1,6 @@
 import type { PageIndexColumns, PageIndexEntry } from '../ltx/index.js';
 import type { LtxFileInfo } from '../storage/types.js';
+import { LtxvfsError } from '../util/errors.js';
 import { formatTxid } from '../util/txid.js';
 
 /** The page index of one LTX object, in the compact form the page map shares between versions. */
@@ -49,13 +50,44 @@ export function makeFileIndex(
   return { file, key: fileKey(file), pgnos, offsets, sizes, commit };
 }
 
+/*
+ * Column reads of one entry. Entries come from findEntry or from a loop over the index, so one out
+ * of range is a bug in ltxvfs: it fails here, by name, instead of as NaN arithmetic later.
+ */
+export function entryPgno(index: FileIndex, entry: number): number {
+  return column(index, index.pgnos[entry], entry);
+}
+
+export function entryOffset(index: FileIndex, entry: number): number {
+  return column(index, index.offsets[entry], entry);
+}
+
+export function entrySize(index: FileIndex, entry: number): number {
+  return column(index, index.sizes[entry], entry);
+}
+
+/** Byte offset just past the frame of `entry`. */
+export function entryEnd(index: FileIndex, entry: number): number {
+  return entryOffset(index, entry) + entrySize(index, entry);
+}
+
+function column(index: FileIndex, value: number | undefined, entry: number): number {
+  if (value === undefined)
+    throw new LtxvfsError(
+      'INTERNAL',
+      `internal error: entry ${entry} of the page index of ${index.key} (${index.pgnos.length} entries)`,
+    );
+  return value;
+}
+
 export function findEntry(index: FileIndex, pgno: number): number {
   const p = index.pgnos;
   let lo = 0;
   let hi = p.length - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1;
-    const v = p[mid];
+    // biome-ignore lint/style/noNonNullAssertion: lo <= mid <= hi < p.length; the hot lookup path
+    const v = p[mid]!;
     if (v === pgno) return mid;
     if (v < pgno) lo = mid + 1;
     else hi = mid - 1;
@@ -104,15 +136,19 @@ export class PageMap {
   lookup(pgno: number): PageLocation | undefined {
     if (pgno < 1 || pgno > this.commit) return undefined;
     for (let i = this.layers.length - 1; i >= 0; i--) {
-      const layer = this.layers[i];
+      // biome-ignore lint/style/noNonNullAssertion: i is inside layers; the hot lookup path
+      const layer = this.layers[i]!;
       if (pgno > layer.commit) return undefined;
       const entry = findEntry(layer, pgno);
       if (entry >= 0) return { index: layer, entry };
     }
     if (pgno > this.base.limit) return undefined;
-    const slot = this.base.slot[pgno];
-    if (slot < 0) return undefined;
-    return { index: this.base.files[slot], entry: this.base.entry[pgno] };
+    // The base arrays have limit + 1 entries, and every slot >= 0 names one of base.files.
+    const slot = this.base.slot[pgno] ?? -1;
+    const index = this.base.files[slot];
+    if (index === undefined) return undefined;
+    // biome-ignore lint/style/noNonNullAssertion: pgno <= limit, entry has limit + 1 entries
+    return { index, entry: this.base.entry[pgno]! };
   }
 
   /** Every object this map may read from. */
@@ -124,7 +160,7 @@ export class PageMap {
 function foldBase(base: Base, layers: readonly FileIndex[]): Base {
   let limit = base.limit;
   for (const layer of layers) {
-    const top = layer.pgnos.length > 0 ? layer.pgnos[layer.pgnos.length - 1] : 0;
+    const top = layer.pgnos.at(-1) ?? 0;
     limit = Math.min(Math.max(limit, top), layer.commit);
   }
   const slot = new Int32Array(limit + 1).fill(-1);
@@ -139,7 +175,10 @@ function foldBase(base: Base, layers: readonly FileIndex[]): Base {
     files.push(f);
     return files.length - 1;
   });
-  for (let p = 1; p <= n; p++) if (slot[p] >= 0) slot[p] = remap[slot[p]];
+  for (let p = 1; p <= n; p++) {
+    const old = slot[p] ?? -1;
+    if (old >= 0) slot[p] = remap[old] ?? -1;
+  }
   let live = n;
   for (const layer of layers) {
     if (layer.commit < live) {
@@ -154,7 +193,8 @@ function foldBase(base: Base, layers: readonly FileIndex[]): Base {
     }
     const pg = layer.pgnos;
     for (let i = 0; i < pg.length; i++) {
-      const p = pg[i];
+      // biome-ignore lint/style/noNonNullAssertion: i < pg.length; one read per page of every layer
+      const p = pg[i]!;
       if (p > limit) break;
       slot[p] = s;
       entry[p] = i;
@@ -163,7 +203,10 @@ function foldBase(base: Base, layers: readonly FileIndex[]): Base {
   }
   // Files no page points at any more need not be kept alive by the base.
   const used = new Set<number>();
-  for (let p = 1; p <= limit; p++) if (slot[p] >= 0) used.add(slot[p]);
+  for (let p = 1; p <= limit; p++) {
+    const s = slot[p] ?? -1;
+    if (s >= 0) used.add(s);
+  }
   if (used.size === files.length) return { files, slot, entry, limit };
   const compact: FileIndex[] = [];
   const renumber = new Int32Array(files.length).fill(-1);
@@ -173,6 +216,9 @@ function foldBase(base: Base, layers: readonly FileIndex[]): Base {
       compact.push(f);
     }
   });
-  for (let p = 1; p <= limit; p++) if (slot[p] >= 0) slot[p] = renumber[slot[p]];
+  for (let p = 1; p <= limit; p++) {
+    const s = slot[p] ?? -1;
+    if (s >= 0) slot[p] = renumber[s] ?? -1;
+  }
   return { files: compact, slot, entry, limit };
 }

@@ -84,7 +84,7 @@ export function planRestore(
       );
     }
   }
-  if (plan.length === 0 || plan[0]!.minTxid !== 1) {
+  if (plan[0]?.minTxid !== 1) {
     throw new LtxvfsError(
       'TXID_NOT_AVAILABLE',
       `${describeTarget(target)} is not available in ${url}: ${range}`,
@@ -102,7 +102,7 @@ export function planRestore(
 
 /** The TXID the plan restores to. */
 export function planTxid(plan: readonly LtxFileInfo[]): Txid {
-  return plan.length === 0 ? 0 : plan[plan.length - 1]!.maxTxid;
+  return plan.at(-1)?.maxTxid ?? 0;
 }
 
 function flatten(listing: ReplicaListing): LtxFileInfo[] {

@@ -20,7 +20,7 @@ export type PollFinding =
 export async function findNewFiles(client: ReplicaClient, position: Txid): Promise<PollFinding> {
   const l0 = await client.listFiles(0, { fromTxid: position + 1 });
   if (l0.length === 0) return { kind: 'none' };
-  if (l0[0].minTxid === position + 1) {
+  if (l0[0]?.minTxid === position + 1) {
     const files = extendChain(new Map([[0, l0]]), position);
     return nonEmpty(files) ? { kind: 'extend', files } : { kind: 'none' };
   }

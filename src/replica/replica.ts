@@ -4,6 +4,7 @@ import type { DecodedLtxFile } from '../ltx/index.js';
 import { listAllLevels } from '../storage/listing.js';
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
 import { LtxvfsError } from '../util/errors.js';
+import { present } from '../util/invariant.js';
 import { formatTxid, type Txid } from '../util/txid.js';
 import { extendChain } from './extend.js';
 import { Hydrator } from './hydrator.js';
@@ -355,9 +356,9 @@ export class Replica extends EventEmitter implements ReplicaSource {
         return this.pollOnce();
       }
     } else if (finding.kind === 'extend') {
-      const last = finding.files[finding.files.length - 1];
+      const last = present(finding.files.at(-1), 'last file of a non-empty poll finding');
       const loaded = await this.loader.loadAll(finding.files, new Set([last]));
-      const header = loaded[loaded.length - 1].header!;
+      const header = present(loaded.at(-1)?.header, `header of ${fileKey(last)}, loaded with its index`);
       if (header.pageSize === from.pageSize) {
         applied = loaded.map((l) => l.index);
         next = {
@@ -432,15 +433,17 @@ async function versionFromManifest(
 
 /** Page maps of the planned files, applied in order; header of the last file gives size and time. */
 async function buildVersion(loader: IndexLoader, chain: LtxFileInfo[], url: string): Promise<Version> {
-  const last = chain[chain.length - 1];
+  // Plans are never empty (planRestore throws REPLICA_EMPTY first).
+  const last = present(chain.at(-1), `last file of the plan of ${url}`);
   const loaded = await loader.loadAll(chain, new Set([last]));
-  const header = loaded[loaded.length - 1].header!;
+  const newest = present(loaded.at(-1), `index of ${fileKey(last)}`);
+  const header = present(newest.header, `header of ${fileKey(last)}, loaded with its index`);
   for (const l of loaded) {
     if (l.header !== undefined && l.header.pageSize !== header.pageSize) {
       throw new LtxvfsError(
         'REPLICA_CORRUPT',
         `objects of ${url} disagree on the page size: ${l.index.key} has ${l.header.pageSize}, ` +
-          `${loaded[loaded.length - 1].index.key} has ${header.pageSize}`,
+          `${newest.index.key} has ${header.pageSize}`,
       );
     }
   }

@@ -5,6 +5,7 @@ import { listAllLevels } from '../storage/listing.js';
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
 import { writeAllSync, writeFileAtomic } from '../util/atomic-file.js';
 import { LtxvfsError } from '../util/errors.js';
+import { present } from '../util/invariant.js';
 import { formatTxid, type Txid } from '../util/txid.js';
 import { planRestore, type RestoreTarget } from './plan.js';
 import { planAtTime } from './time-target.js';
@@ -103,7 +104,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       }
       options.onProgress?.({ filesDone: i + 1, files: plan.length, bytesRead, bytesTotal });
     }
-    const final = last!;
+    // The plan is never empty (planRestore throws REPLICA_EMPTY first).
+    const final = present(last, `header of the last file of the plan of ${client.url}`);
     ftruncateSync(fd, final.commit * final.pageSize);
     const lock = lockPgno(final.pageSize);
     if (lock <= final.commit) writeAllSync(fd, new Uint8Array(final.pageSize), (lock - 1) * final.pageSize);

@@ -409,7 +409,7 @@ export class S3ReplicaClient implements ReplicaClient {
     for (const file of files) assertFileRef(file);
     for (let i = 0; i < files.length; i += DELETE_BATCH) {
       const keys = files.slice(i, i + DELETE_BATCH).map((f) => s3LtxKey(this.path, f));
-      const out = await this.send('delete', `delete ${keys.length} objects`, keys[0], () =>
+      const out = await this.send('delete', `delete ${keys.length} objects`, keys[0] ?? '', () =>
         this.s3.send(
           new DeleteObjectsCommand({
             Bucket: this.bucket,
@@ -418,8 +418,8 @@ export class S3ReplicaClient implements ReplicaClient {
         ),
       );
       const failures = (out.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
-      if (failures.length > 0) {
-        const first = failures[0];
+      const [first] = failures;
+      if (first !== undefined) {
         throw new LtxvfsError(
           first.Code === 'AccessDenied' ? 'STORAGE_ACCESS_DENIED' : 'STORAGE_IO',
           `delete ${this.describe(first.Key ?? '?')} failed: ${first.Code} ${first.Message ?? ''}`.trim() +

@@ -65,11 +65,11 @@ function formatTable(files: LtxFileInfo[]): string {
     String(f.size),
     f.createdAt.toISOString(),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const rightAligned = [true, false, false, true, false];
   const line = (cells: string[]) =>
     cells
-      .map((c, i) => (rightAligned[i] ? c.padStart(widths[i]) : c.padEnd(widths[i])))
+      .map((c, i) => (rightAligned[i] ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
   const total = files.reduce((sum, f) => sum + f.size, 0);

@@ -117,7 +117,7 @@ function hydration(replica: Replica, path: string, status: StatusLine): Promise<
 
 function formatJson(columns: string[], rows: SqlValue[][]): string {
   const objects = rows.map((row) =>
-    Object.fromEntries(columns.map((name, i) => [name, toJsonValue(row[i]!)])),
+    Object.fromEntries(columns.map((name, i) => [name, toJsonValue(row[i] ?? null)])),
   );
   return `${JSON.stringify(objects)}\n`;
 }
@@ -125,13 +125,13 @@ function formatJson(columns: string[], rows: SqlValue[][]): string {
 function formatTable(columns: string[], rows: SqlValue[][]): string {
   if (columns.length === 0) return '';
   const cells = rows.map((row) => row.map((v) => toDisplayText(v).replace(/\n/g, '\\n')));
-  const widths = columns.map((name, i) => Math.max(name.length, ...cells.map((r) => r[i]!.length)));
+  const widths = columns.map((name, i) => Math.max(name.length, ...cells.map((r) => (r[i] ?? '').length)));
   const numeric = columns.map(
     (_, i) => rows.length > 0 && rows.every((r) => r[i] === null || typeof r[i] !== 'string'),
   );
   const line = (values: string[]) =>
     values
-      .map((v, i) => (numeric[i] ? v.padStart(widths[i]!) : v.padEnd(widths[i]!)))
+      .map((v, i) => (numeric[i] ? v.padStart(widths[i] ?? 0) : v.padEnd(widths[i] ?? 0)))
       .join(' | ')
       .trimEnd();
   const out = [line(columns), widths.map((w) => '-'.repeat(w)).join('-+-'), ...cells.map(line)];

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { splitCommandLine } from '../../util/command-line.js';
 import { parseDuration } from '../../util/duration.js';
 import { LtxvfsError } from '../../util/errors.js';
+import { present } from '../../util/invariant.js';
 import { formatTxid } from '../../util/txid.js';
 import { Replicator, type ReplicatorLogger, type ReplicatorOptions } from '../../writer/index.js';
 import { loadConfigFile, parseCompactionFlags } from '../config.js';
@@ -172,7 +173,7 @@ async function runMany(all: ReplicatorOptions[], flags: ReplicateFlags): Promise
     if (flags.once) {
       for (const [i, r] of replicators.entries()) {
         const { txid } = await r.sync();
-        all[i]!.logger?.info(`replicated up to TXID ${formatTxid(txid)}`);
+        all[i]?.logger?.info(`replicated up to TXID ${formatTxid(txid)}`);
       }
       return;
     }
@@ -180,16 +181,19 @@ async function runMany(all: ReplicatorOptions[], flags: ReplicateFlags): Promise
       const timer = setInterval(() => {
         for (const [i, r] of replicators.entries()) {
           const s = r.stats();
-          all[i]!.logger?.info(
+          all[i]?.logger?.info(
             `TXID ${formatTxid(s.txid)}, uploaded ${formatTxid(s.uploadedTxid)}, ${formatRequestStats(s.requests)}`,
           );
         }
       }, 10_000);
       timer.unref();
     }
+    // The config parser rejects a config without databases.
+    const [first, ...others] = replicators;
+    const primary = present(first, 'first database of the config');
     const status = flags.exec
-      ? await runChild(flags.exec, replicators[0]!, replicators.slice(1))
-      : await untilSignal(replicators[0]!, replicators.slice(1));
+      ? await runChild(flags.exec, primary, others)
+      : await untilSignal(primary, others);
     process.exitCode = status;
   } finally {
     for (const r of started) await r.stop();
