@@ -34,6 +34,9 @@ export class IndexLoader {
   /** Index size of the last file loaded per level: the next file's tail read is sized from it. */
   private readonly lastIndexSize = new Map<number, number>();
 
+  /** Told of every file whose tail read covered the whole object (its pages are in hand). */
+  onWholeFile: ((file: LtxFileInfo, bytes: Uint8Array) => void) | undefined;
+
   constructor(private readonly client: ReplicaClient) {}
 
   /**
@@ -136,8 +139,10 @@ export class IndexLoader {
       throw this.wrap(file, err);
     }
     let header: LtxHeader | undefined;
-    if (tailStart === 0) header = this.decode(file, tail.subarray(0, HEADER_SIZE));
-    else if (headerPromise !== undefined) header = await headerPromise;
+    if (tailStart === 0) {
+      header = this.decode(file, tail.subarray(0, HEADER_SIZE));
+      this.onWholeFile?.(file, tail);
+    } else if (headerPromise !== undefined) header = await headerPromise;
     const { pgnos, offsets, sizes } = columns;
     for (let i = 0; i < pgnos.length; i++) {
       const offset = offsets[i] ?? 0;

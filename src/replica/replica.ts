@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { LRUCache } from 'lru-cache';
-import type { DecodedLtxFile } from '../ltx/index.js';
+import { type DecodedLtxFile, decodePageFrame } from '../ltx/index.js';
 import { listAllLevels } from '../storage/listing.js';
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
 import { LtxvfsError } from '../util/errors.js';
@@ -49,6 +49,11 @@ export interface ReplicaOptions {
    */
   manifest?: boolean;
 }
+
+/** Bytes of the base snapshot's front read with the index tails on the LIST path. */
+const FRONT_BYTES = 128 * 1024;
+/** Connections opened during the LIST for the round of index reads after it. */
+const PRECONNECT_SOCKETS = 6;
 
 /** In LIST mode, every this many polls also looks whether a fresh manifest is back. */
 const MANIFEST_RETRY_POLLS = 10;
@@ -158,18 +163,38 @@ export class Replica extends EventEmitter implements ReplicaSource {
       }
     }
     let latest: Version;
+    const inHand: Array<{ file: LtxFileInfo; bytes: Uint8Array }> = [];
     if (opened !== undefined) {
       latest = opened.version;
     } else {
+      // Connections for the round after the listing are opened while it is in flight.
+      client.preconnect?.(PRECONNECT_SOCKETS);
       const listing = await listAllLevels(client);
       const chain = planRestore(listing, {}, { url: client.url });
-      latest = await buildVersion(loader, chain, client.url);
+      // The front of the base snapshot (page 1, the schema, the low root pages: frames are in
+      // page order) comes in the same round as the index tails.
+      // Small files are read whole for their index: their pages are kept too.
+      const base = chain[0];
+      const frontRead =
+        base !== undefined && base.minTxid === 1 && base.size > FRONT_BYTES * 2
+          ? client.readRange(base, 0, FRONT_BYTES).then(
+              (bytes) => inHand.push({ file: base, bytes }),
+              () => {},
+            )
+          : Promise.resolve();
+      loader.onWholeFile = (file, bytes) => inHand.push({ file, bytes });
+      try {
+        [latest] = await Promise.all([buildVersion(loader, chain, client.url), frontRead]);
+      } finally {
+        loader.onWholeFile = undefined;
+      }
     }
     const replica = new Replica(client, options, loader, latest, openedAt);
     if (opened !== undefined) {
       replica.manifestState = opened.state;
       if (opened.hot !== undefined) replica.seedHotPages(latest, opened.hot);
     }
+    for (const { file, bytes } of inHand) await replica.seedPagesFrom(latest, file, bytes);
     replica.log(
       `opened ${client.url} at TXID ${formatTxid(latest.txid)} (${latest.commit} pages) ${opened ? `from ${describeManifest(opened.state.manifest)}` : 'by listing'}`,
     );
@@ -196,6 +221,32 @@ export class Replica extends EventEmitter implements ReplicaSource {
     this.log(
       `${this.client.url}: ${seeded} of ${hot.pages.length} hot pages (TXID ${formatTxid(h)}) in the cache`,
     );
+  }
+
+  /**
+   * Pages whose whole frame lies in `bytes` (the first bytes of `file`), wherever that frame is
+   * the newest one of the page in the plan (a page a later file changed is left to that file).
+   */
+  private async seedPagesFrom(version: Version, file: LtxFileInfo, bytes: Uint8Array): Promise<void> {
+    const { index } = await this.loader.load(file, false);
+    let seeded = 0;
+    for (let i = 0; i < index.pgnos.length; i++) {
+      const offset = index.offsets[i] ?? 0;
+      const end = offset + (index.sizes[i] ?? 0);
+      if (end > bytes.length) continue;
+      const pgno = index.pgnos[i] ?? 0;
+      if (pgno > version.commit) continue;
+      const loc = version.map.lookup(pgno);
+      if (loc === undefined || loc.index.key !== index.key || loc.entry !== i) continue;
+      try {
+        this.fetcher.remember(loc, decodePageFrame(bytes.subarray(offset, end), version.pageSize, pgno));
+        seeded++;
+      } catch {
+        // A damaged frame is reported by the normal read of that page, with its context.
+      }
+    }
+    if (seeded > 0)
+      this.log(`${this.client.url}: ${seeded} pages of ${fileKey(file)} read while opening, in the cache`);
   }
 
   /** Latest known state, synchronous (the poller keeps it fresh); pinned until release(). */

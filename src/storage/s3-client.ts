@@ -24,6 +24,7 @@ import {
   s3PathPrefix,
 } from './keys.js';
 import { checkLocalSource } from './local-source.js';
+import { makePreconnectAgent, type Origin, type PreconnectAgent } from './preconnect-agent.js';
 import { DEFAULT_RETRY_POLICY, isNetworkError, type RetryPolicy, withRetry } from './retry.js';
 import { type RequestKind, StatsCounter } from './stats.js';
 import { formatRfc3339Nano, LITESTREAM_TIMESTAMP_METADATA, parseRfc3339 } from './timestamp.js';
@@ -39,6 +40,25 @@ import type {
   WriteOptions,
 } from './types.js';
 import type { S3ReplicaLocation } from './url.js';
+
+/** The origin requests go to, when it can be told from the settings (else no preconnecting). */
+function requestOrigin(
+  endpoint: string | undefined,
+  bucket: string,
+  region: string,
+  pathStyle: boolean,
+): Origin | undefined {
+  let url: URL;
+  try {
+    url = new URL(endpoint ?? `https://s3.${region}.amazonaws.com`);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
+  const host = pathStyle ? url.hostname : `${bucket}.${url.hostname}`;
+  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+  return { protocol: url.protocol, host, port };
+}
 
 // The pinned SDK warns on every process start that future versions will need Node 22; the
 // project pins that SDK on purpose, and the warning would break the CLI's one-line stderr.
@@ -92,6 +112,7 @@ export class S3ReplicaClient implements ReplicaClient {
   private readonly retryPolicy: RetryPolicy;
   private unquoteIfMatch: boolean | undefined;
   private readonly counter = new StatsCounter();
+  private readonly preconnectAgent: PreconnectAgent | undefined;
 
   constructor(location: S3ReplicaLocation, options: S3ReplicaClientOptions = {}) {
     this.bucket = location.bucket;
@@ -104,11 +125,17 @@ export class S3ReplicaClient implements ReplicaClient {
       this.s3 = options.s3Client;
       this.ownsClient = false;
     } else {
+      const region =
+        location.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
+      const pathStyle = location.forcePathStyle ?? this.endpoint !== undefined;
+      const origin = requestOrigin(this.endpoint, this.bucket, region, pathStyle);
+      const agent = origin === undefined ? undefined : makePreconnectAgent(origin);
+      this.preconnectAgent = agent;
       this.s3 = new S3Client({
-        region: location.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+        region,
         ...(this.endpoint !== undefined ? { endpoint: this.endpoint } : {}),
         // A custom endpoint is almost always a self-hosted store without virtual-host DNS.
-        forcePathStyle: location.forcePathStyle ?? this.endpoint !== undefined,
+        forcePathStyle: pathStyle,
         // Default checksums turn stream bodies into aws-chunked uploads that several
         // S3-compatible servers reject or store verbatim.
         requestChecksumCalculation: 'WHEN_REQUIRED',
@@ -127,10 +154,15 @@ export class S3ReplicaClient implements ReplicaClient {
           socketTimeout: options.requestTimeoutMs ?? 10_000,
           requestTimeout: options.firstByteTimeoutMs ?? 300_000,
           throwOnRequestTimeout: true,
+          ...(agent?.handlerOptions ?? {}),
         },
       });
       this.ownsClient = true;
     }
+  }
+
+  preconnect(sockets: number): void {
+    this.preconnectAgent?.preconnect(sockets);
   }
 
   async levels(): Promise<number[]> {

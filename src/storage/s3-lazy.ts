@@ -94,6 +94,13 @@ export class LazyS3ReplicaClient implements ReplicaClient {
     return (await this.client()).deleteObject(name, condition);
   }
 
+  preconnect(sockets: number): void {
+    this.client().then(
+      (c) => c.preconnect(sockets),
+      () => {},
+    );
+  }
+
   /** Before the first request nothing was counted. */
   stats(): RequestStats {
     return this.loaded?.stats() ?? emptyStats();

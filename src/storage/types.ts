@@ -109,6 +109,12 @@ export interface ReplicaClient {
   writeObject(name: string, data: Uint8Array, condition: ObjectCondition): Promise<{ etag: string }>;
   /** Conditional delete; a missing object is not an error. */
   deleteObject(name: string, condition?: { ifMatch: string }): Promise<void>;
+  /**
+   * Opens up to `sockets` connections to the store in the background, without waiting, so the
+   * requests of the next round do not pay for new connections (TCP, TLS). Optional: backends
+   * without connections leave it out. Costs no requests.
+   */
+  preconnect?(sockets: number): void;
   /** Counters since creation (or the last reset). */
   stats(): RequestStats;
   resetStats(): void;
