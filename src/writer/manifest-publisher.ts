@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import {
   decodeHeader,
+  decodeLtxFile,
   decodePageFrame,
   encodeHotPages,
   encodeManifest,
@@ -17,15 +18,22 @@ import {
   parsePageIndexColumns,
   TRAILER_SIZE,
 } from '../ltx/index.js';
-import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
+import type { LtxFileInfo, LtxFileRef, ReplicaClient } from '../storage/types.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
 import { formatTxid } from '../util/txid.js';
+import { type LocalBytes, observeWrites, type WriteObserver } from './observed-client.js';
 
 export interface ManifestPublisherOptions {
   /** Readers treat a manifest older than this as abandoned (default 30 s). */
   staleAfterMs?: number;
   /** Rewrite at least this often while running (default staleAfterMs / 3). */
   refreshMs?: number;
+  /**
+   * The manifest is kept from the writer's own uploads, compactions and deletions; it lists the
+   * replica at the first write and then at most this often to resync with anything done behind
+   * its back (default 5 min).
+   */
+  resyncMs?: number;
   log?: (line: string) => void;
 }
 
@@ -36,30 +44,49 @@ interface FileFacts {
   columns: PageIndexColumns;
 }
 
-/** Bytes read per range GET when scanning a snapshot for hot pages. */
+/** A change the writer made while a LIST was in flight (applied on top of that listing). */
+type Change = { kind: 'written'; file: LtxFileInfo } | { kind: 'deleting'; files: readonly LtxFileRef[] };
+
+/** Bytes read per range GET when scanning a snapshot or compaction output for hot pages. */
 const SCAN_CHUNK = 16 * 1024 * 1024;
 const DEFAULT_STALE_AFTER_MS = 30_000;
+const DEFAULT_RESYNC_MS = 5 * 60_000;
 
 /**
- * Keeps `ltxvfs/manifest.json` (and `ltxvfs/hot.ltx`) current for readers. publish() lists the
- * replica once, so the manifest only ever names files that exist; facts of new files come from one
- * header and one tail read each (cached by object); the hot pages are rebuilt from each new
- * snapshot (a file starting at TXID 1), uploaded before the manifest that names them. Calls are
- * serialized and coalesced: a publish() while one runs is answered by one more run after it.
+ * Keeps `ltxvfs/manifest.json` (and `ltxvfs/hot.ltx`) current for readers. The files it names
+ * are the writer's own knowledge: a LIST at the first publish (and every resyncMs, or after a
+ * write that failed and may or may not have landed), then every file the writer uploads through
+ * observe()'s client is added once its write succeeded, and every file it deletes is dropped
+ * before the delete is sent, so the manifest only ever names files that exist. Facts of a file
+ * the writer wrote come from its local bytes; of a listed one, from one header and one tail read
+ * (cached by object). The hot pages are rebuilt from each new snapshot and refreshed from each
+ * new compaction output, uploaded before the manifest that names them. Calls are serialized and
+ * coalesced: a publish() while one runs is answered by one more run after it.
  */
-export class ManifestPublisher {
+export class ManifestPublisher implements WriteObserver {
   readonly writerId = randomBytes(8).toString('hex');
   private readonly staleAfterMs: number;
   private readonly refreshMs: number;
+  private readonly resyncMs: number;
   private readonly log: (line: string) => void;
   private readonly facts = new Map<string, FileFacts>();
+  /** The replica's files as the writer knows them; undefined = list before the next manifest. */
+  private known: Map<string, LtxFileInfo> | undefined;
+  private listedAt = 0;
+  /** Changes made while a LIST is in flight; undefined when none is. */
+  private duringList: Change[] | undefined;
   private generation = 0;
   /** ETag of the manifest we last wrote; undefined = not known yet (read before the first write). */
   private etag: string | null | undefined;
   private hotEtag: string | null | undefined;
   private hot: ManifestHotPages | null = null;
+  /** The pages of `hot` (page number -> page), the base the next compaction output refreshes. */
+  private hotPages: Map<number, Uint8Array> | undefined;
   private running: Promise<void> | undefined;
   private again = false;
+  /** Counts what the writer changed (writes, deletes, uncertain writes), and what a run saw. */
+  private changes = 0;
+  private changesSeen = -1;
   private timer: NodeJS.Timeout | undefined;
   private lastWrittenAt = 0;
 
@@ -69,7 +96,35 @@ export class ManifestPublisher {
   ) {
     this.staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
     this.refreshMs = options.refreshMs ?? Math.max(1, Math.floor(this.staleAfterMs / 3));
+    this.resyncMs = options.resyncMs ?? DEFAULT_RESYNC_MS;
     this.log = options.log ?? (() => {});
+  }
+
+  /** `client` with the writer's uploads and deletions reported here (use it for every write). */
+  observe(client: ReplicaClient): ReplicaClient {
+    return observeWrites(client, this);
+  }
+
+  async written(file: LtxFileInfo, read: LocalBytes): Promise<void> {
+    try {
+      await this.factsOf(file, read);
+    } catch {
+      // Facts are read again from the store when the manifest names the file.
+    }
+    this.known?.set(keyOf(file), file);
+    this.duringList?.push({ kind: 'written', file });
+    this.changes++;
+  }
+
+  deleting(files: readonly LtxFileRef[]): void {
+    this.forget(files);
+    this.duringList?.push({ kind: 'deleting', files });
+    this.changes++;
+  }
+
+  uncertain(): void {
+    this.known = undefined;
+    this.changes++;
   }
 
   /** Rewrites the manifest every refreshMs (unref'd) so readers can tell the writer is alive. */
@@ -89,10 +144,15 @@ export class ManifestPublisher {
     this.timer = undefined;
   }
 
-  /** Publishes the current listing; errors are logged and rethrown (readers fall back to listing). */
+  /**
+   * Writes a manifest of what the writer knows now; errors are logged and rethrown (readers fall
+   * back to listing). A call while one runs is answered by that run, or by one more after it
+   * when the writer changed something since that run looked.
+   */
   publish(): Promise<void> {
     if (this.running !== undefined) {
-      this.again = true;
+      // The run in progress is enough unless the writer changed something after it looked.
+      if (this.changes !== this.changesSeen) this.again = true;
       return this.running;
     }
     const run = (async () => {
@@ -112,21 +172,59 @@ export class ManifestPublisher {
     return this.running;
   }
 
-  private async publishOnce(): Promise<void> {
-    const listed = await this.client.listAll();
-    if (listed.length === 0) return;
-    const facts: FileFacts[] = [];
-    for (const file of listed) {
+  private forget(files: readonly LtxFileRef[]): void {
+    const gone = new Set(files.map((f) => `${f.level}/${f.minTxid}-${f.maxTxid}`));
+    const named = (f: LtxFileRef): boolean => gone.has(`${f.level}/${f.minTxid}-${f.maxTxid}`);
+    if (this.known !== undefined) for (const [k, f] of this.known) if (named(f)) this.known.delete(k);
+    for (const [k, f] of this.facts) if (named(f.manifest)) this.facts.delete(k);
+  }
+
+  /** The files to name: the writer's own knowledge, or a fresh listing when it has none. */
+  private async currentFiles(): Promise<LtxFileInfo[]> {
+    if (this.known === undefined || Date.now() - this.listedAt >= this.resyncMs) {
+      this.duringList = [];
+      this.known = undefined;
+      let listed: LtxFileInfo[] | undefined;
       try {
-        facts.push(await this.factsOf(file));
+        this.listedAt = Date.now();
+        listed = await this.client.listAll();
+      } finally {
+        const changes = this.duringList ?? [];
+        this.duringList = undefined;
+        if (listed !== undefined) {
+          this.known = new Map(listed.map((f) => [keyOf(f), f]));
+          for (const c of changes) {
+            if (c.kind === 'written') this.known.set(keyOf(c.file), c.file);
+            else this.forget(c.files);
+          }
+        }
+      }
+      const live = this.known;
+      for (const k of this.facts.keys()) if (!live?.has(k)) this.facts.delete(k);
+    }
+    return [...(this.known?.values() ?? [])].sort(
+      (a, b) => a.level - b.level || a.minTxid - b.minTxid || a.maxTxid - b.maxTxid,
+    );
+  }
+
+  private async publishOnce(): Promise<void> {
+    this.changesSeen = this.changes;
+    const files = await this.currentFiles();
+    if (files.length === 0) return;
+    const facts: FileFacts[] = [];
+    for (const file of files) {
+      try {
+        facts.push(await this.factsOf(file, (offset, length) => this.client.readRange(file, offset, length)));
       } catch (err) {
-        // Deleted between the listing and the read (retention): leave it out of this manifest.
-        if (isLtxvfsError(err, 'STORAGE_NOT_FOUND')) continue;
+        // Deleted behind our back (another process's retention): leave it out and list next time.
+        if (isLtxvfsError(err, 'STORAGE_NOT_FOUND')) {
+          this.known = undefined;
+          continue;
+        }
         throw err;
       }
     }
-    const live = new Set(listed.map(keyOf));
-    for (const k of this.facts.keys()) if (!live.has(k)) this.facts.delete(k);
+    if (facts.length === 0) return;
     const txid = Math.max(...facts.map((f) => f.manifest.maxTxid));
     const pageSize = facts[facts.length - 1]?.pageSize ?? 4096;
     await this.refreshHotPages(facts);
@@ -165,20 +263,21 @@ export class ManifestPublisher {
     }
   }
 
-  private async factsOf(file: LtxFileInfo): Promise<FileFacts> {
+  /** Header and page-index facts of a file, read through `read` (the store, or the local copy). */
+  private async factsOf(file: LtxFileInfo, read: LocalBytes): Promise<FileFacts> {
     const key = keyOf(file);
     const known = this.facts.get(key);
     if (known !== undefined) return known;
     const tailLength = pageIndexTailLength(file.size);
     const tailStart = file.size - tailLength;
     const [head, tail] = await Promise.all([
-      tailStart === 0 ? undefined : this.client.readRange(file, 0, HEADER_SIZE),
-      this.client.readRange(file, tailStart, tailLength),
+      tailStart === 0 ? undefined : read(0, HEADER_SIZE),
+      read(tailStart, tailLength),
     ]);
     const header = decodeHeader(head ?? tail);
     let parsed = parsePageIndexColumns(tail, file.size);
     if (parsed.kind === 'need-more') {
-      const more = await this.client.readRange(file, parsed.indexStart, file.size - parsed.indexStart);
+      const more = await read(parsed.indexStart, file.size - parsed.indexStart);
       parsed = parsePageIndexColumns(more, file.size);
     }
     if (parsed.kind === 'need-more') {
@@ -211,35 +310,40 @@ export class ManifestPublisher {
   }
 
   /**
-   * Hot pages come from the newest snapshot (a file starting at TXID 1, so it holds every page):
-   * rebuilt when a newer one appears, kept otherwise. Readers lay newer page-index changes over
-   * them, so an older hot-pages file is never wrong, only less useful.
+   * Hot pages at TXID h are the database state at h. They are rebuilt from the newest snapshot (a
+   * file starting at TXID 1, so it holds every page) when it is newer than h, and refreshed from
+   * the newest compaction output F (levels 1-8) covering TXIDs a..m with a <= h + 1 < m + 1: F
+   * holds every page changed in a..m, so the state at m is the hot pages at h with F's pages laid
+   * over them. Readers lay newer page-index changes over them, so hot pages older than the view
+   * are never wrong, only less useful.
    */
   private async refreshHotPages(facts: readonly FileFacts[]): Promise<void> {
-    let newest: FileFacts | undefined;
+    await this.adoptEarlierHotPages(facts);
+    const h = this.hot?.txid ?? 0;
+    let snapshot: FileFacts | undefined;
+    let compaction: FileFacts | undefined;
     for (const f of facts) {
       const m = f.manifest;
-      if (m.minTxid !== 1 || m.maxTxid < 2) continue;
-      if (newest === undefined || m.maxTxid > newest.manifest.maxTxid) newest = f;
-    }
-    if (newest === undefined || (this.hot !== null && this.hot.txid >= newest.manifest.maxTxid)) return;
-    if (this.hot === null && this.hotEtag === undefined) {
-      // A hot-pages file an earlier run built from the same snapshot is reused as it is.
-      const existing = await this.client.readObject(HOT_PAGES_OBJECT);
-      this.hotEtag = existing?.etag ?? null;
-      const txid = existing === null ? undefined : headerTxid(existing.data);
-      if (existing !== null && txid === newest.manifest.maxTxid) {
-        this.hot = { object: HOT_PAGES_OBJECT, txid, size: existing.data.length, pages: 0 };
-        return;
+      if (m.maxTxid <= h || m.maxTxid < 2) continue;
+      if (m.minTxid === 1) {
+        if (snapshot === undefined || m.maxTxid > snapshot.manifest.maxTxid) snapshot = f;
+      } else if (m.level >= 1 && m.level <= 8 && h > 0 && this.hotPages !== undefined && m.minTxid <= h + 1) {
+        if (compaction === undefined || m.maxTxid > compaction.manifest.maxTxid) compaction = f;
       }
     }
+    const base =
+      snapshot !== undefined &&
+      (compaction === undefined || snapshot.manifest.maxTxid >= compaction.manifest.maxTxid)
+        ? snapshot
+        : compaction;
+    if (base === undefined) return;
     const started = Date.now();
-    const pages = await this.snapshotPages(newest);
-    const m = newest.manifest;
+    const pages = base === snapshot ? await this.snapshotPages(base) : await this.overlayPages(base);
+    const m = base.manifest;
     const file = encodeHotPages({
       txid: m.maxTxid,
       commit: m.commit,
-      pageSize: newest.pageSize,
+      pageSize: base.pageSize,
       timestamp: m.timestamp,
       pgnos: [...pages.keys()].sort((x, y) => x - y),
       read: (pgno) => {
@@ -255,29 +359,67 @@ export class ManifestPublisher {
       size: file.bytes.length,
       pages: file.pgnos.length,
     };
+    this.hotPages = pages;
     this.log(
-      `hot pages of ${this.client.url}: ${file.pgnos.length} pages at TXID ${formatTxid(m.maxTxid)} (${file.bytes.length} bytes, ${Date.now() - started} ms)`,
+      `hot pages of ${this.client.url}: ${file.pgnos.length} pages at TXID ${formatTxid(m.maxTxid)} from ${keyOf(m)} (${file.bytes.length} bytes, ${Date.now() - started} ms)`,
     );
   }
 
   /**
-   * The pages of a snapshot that can be hot: page 1, every interior page, and every table-leaf
-   * page the schema b-tree reaches (kept only while the scan needs them: the schema's leaves are
-   * found from its interior pages, which are few).
+   * A hot-pages file an earlier run built (at the TXID of a snapshot or compaction output that is
+   * still there) is the base as it is; read once, at the first publish.
    */
+  private async adoptEarlierHotPages(facts: readonly FileFacts[]): Promise<void> {
+    if (this.hotEtag !== undefined) return;
+    const existing = await this.client.readObject(HOT_PAGES_OBJECT);
+    this.hotEtag = existing?.etag ?? null;
+    if (existing === null) return;
+    let decoded: ReturnType<typeof decodeLtxFile>;
+    try {
+      decoded = decodeLtxFile(existing.data);
+    } catch {
+      return;
+    }
+    const txid = decoded.header.maxTxid;
+    const source = facts.find((f) => f.manifest.level >= 1 && f.manifest.maxTxid === txid);
+    if (source === undefined || decoded.header.pageSize !== source.pageSize) return;
+    this.hot = { object: HOT_PAGES_OBJECT, txid, size: existing.data.length, pages: decoded.pages.length };
+    this.hotPages = new Map(decoded.pages.map((p) => [p.pgno, p.data]));
+  }
+
+  /** The hot pages of a snapshot: its page 1 and interior pages, then the schema's leaves. */
   private async snapshotPages(snapshot: FileFacts): Promise<Map<number, Uint8Array>> {
-    const { pgnos, offsets, sizes } = snapshot.columns;
-    const file = snapshot.manifest;
     const kept = new Map<number, Uint8Array>();
-    const ref = { level: file.level, minTxid: file.minTxid, maxTxid: file.maxTxid };
-    const decodeAt = (bytes: Uint8Array, start: number, i: number): Uint8Array => {
-      const from = (offsets[i] ?? 0) - start;
-      return decodePageFrame(
-        bytes.subarray(from, from + (sizes[i] ?? 0)),
-        snapshot.pageSize,
-        pgnos[i],
-      ).slice();
-    };
+    await this.scan(snapshot, (pgno, page) => {
+      if (pgno === 1 || isInterior(pgno, page)) kept.set(pgno, page);
+    });
+    return this.withSchemaPages(kept, (pgno) => this.readPageOf(snapshot, pgno));
+  }
+
+  /**
+   * The current hot pages with a compaction output's pages laid over them: every page F changed
+   * takes F's version (kept when it is page 1, interior, or was hot before: a schema leaf),
+   * every other page keeps its hot version; pages past F's commit are gone.
+   */
+  private async overlayPages(output: FileFacts): Promise<Map<number, Uint8Array>> {
+    const before = this.hotPages ?? new Map<number, Uint8Array>();
+    const commit = output.manifest.commit;
+    const changed = new Set(output.columns.pgnos);
+    const kept = new Map<number, Uint8Array>();
+    for (const [pgno, page] of before) if (pgno <= commit && !changed.has(pgno)) kept.set(pgno, page);
+    await this.scan(output, (pgno, page) => {
+      if (pgno === 1 || isInterior(pgno, page) || before.has(pgno)) kept.set(pgno, page);
+    });
+    return this.withSchemaPages(kept, async (pgno) =>
+      changed.has(pgno) ? this.readPageOf(output, pgno) : undefined,
+    );
+  }
+
+  /** Decodes every page of a file, reading it in SCAN_CHUNK range GETs. */
+  private async scan(file: FileFacts, visit: (pgno: number, page: Uint8Array) => void): Promise<void> {
+    const { pgnos, offsets, sizes } = file.columns;
+    const m = file.manifest;
+    const ref = { level: m.level, minTxid: m.minTxid, maxTxid: m.maxTxid };
     for (let first = 0; first < pgnos.length; ) {
       const start = offsets[first] ?? 0;
       let last = first;
@@ -290,24 +432,50 @@ export class ManifestPublisher {
       const bytes = await this.client.readRange(ref, start, length);
       for (let i = first; i <= last; i++) {
         const pgno = pgnos[i] ?? 0;
-        const page = decodeAt(bytes, start, i);
-        const type = page[pgno === 1 ? 100 : 0];
-        if (pgno === 1 || type === 0x02 || type === 0x05) kept.set(pgno, page);
+        const from = (offsets[i] ?? 0) - start;
+        visit(
+          pgno,
+          decodePageFrame(bytes.subarray(from, from + (sizes[i] ?? 0)), file.pageSize, pgno).slice(),
+        );
       }
       first = last + 1;
     }
-    // Schema leaves: children of the schema's interior pages (all kept above), read one by one.
-    const want = new Set<number>();
+  }
+
+  private async readPageOf(file: FileFacts, pgno: number): Promise<Uint8Array | undefined> {
+    const { pgnos, offsets, sizes } = file.columns;
+    const i = binarySearch(pgnos, pgno);
+    if (i < 0) return undefined;
+    const m = file.manifest;
+    const start = offsets[i] ?? 0;
+    const bytes = await this.client.readRange(
+      { level: m.level, minTxid: m.minTxid, maxTxid: m.maxTxid },
+      start,
+      sizes[i] ?? 0,
+    );
+    return decodePageFrame(bytes, file.pageSize, pgno).slice();
+  }
+
+  /**
+   * Completes `kept` (page 1 and interior pages, maybe more) to the hot set: page 1, every
+   * interior page, and every page of the sqlite_schema b-tree (its leaves are found from its
+   * interior pages and read with `fetch` when not kept); anything else is dropped.
+   */
+  private async withSchemaPages(
+    kept: Map<number, Uint8Array>,
+    fetch: (pgno: number) => Promise<Uint8Array | undefined>,
+  ): Promise<Map<number, Uint8Array>> {
+    const schema = new Set<number>();
     const stack = [1];
-    const seen = new Set<number>();
     while (stack.length > 0) {
       const pgno = stack.pop() ?? 1;
-      if (seen.has(pgno)) continue;
-      seen.add(pgno);
-      const page = kept.get(pgno);
+      if (schema.has(pgno)) continue;
+      schema.add(pgno);
+      let page = kept.get(pgno);
       if (page === undefined) {
-        want.add(pgno);
-        continue;
+        page = await fetch(pgno);
+        if (page === undefined) continue;
+        kept.set(pgno, page);
       }
       const at = pgno === 1 ? 100 : 0;
       if (page[at] !== 0x05) continue;
@@ -318,25 +486,16 @@ export class ManifestPublisher {
         if (cellAt + 4 <= page.length) stack.push(view.getUint32(cellAt));
       }
     }
-    await Promise.all(
-      [...want].map(async (pgno) => {
-        const i = binarySearch(pgnos, pgno);
-        if (i < 0) return;
-        const start = offsets[i] ?? 0;
-        const bytes = await this.client.readRange(ref, start, sizes[i] ?? 0);
-        kept.set(pgno, decodeAt(bytes, start, i));
-      }),
-    );
-    return kept;
+    const out = new Map<number, Uint8Array>();
+    for (const [pgno, page] of kept)
+      if (pgno === 1 || schema.has(pgno) || isInterior(pgno, page)) out.set(pgno, page);
+    return out;
   }
 }
 
-function headerTxid(bytes: Uint8Array): number | undefined {
-  try {
-    return decodeHeader(bytes).maxTxid;
-  } catch {
-    return undefined;
-  }
+function isInterior(pgno: number, page: Uint8Array): boolean {
+  const type = page[pgno === 1 ? 100 : 0];
+  return type === 0x02 || type === 0x05;
 }
 
 function keyOf(f: { level: number; minTxid: number; maxTxid: number; size: number }): string {

@@ -212,10 +212,13 @@ export class Replicator extends EventEmitter {
             log: (line) => this.logger.info(line),
           })
         : undefined;
+    // Every LTX write and delete goes through the publisher's view of the client, so the
+    // manifest is kept from what this writer did rather than a LIST per write.
+    const observed = manifest?.observe(client) ?? client;
     manifest?.start();
     const uploader = new Uploader(
       {
-        client,
+        client: observed,
         readStaged: (txid) => this.local.readStaged(txid),
         onUploaded: ({ txid, bytes, ms }) => {
           this.counters.uploads++;
@@ -260,7 +263,7 @@ export class Replicator extends EventEmitter {
       },
     });
     const run: Running = {
-      client,
+      client: observed,
       clientOwned,
       lease,
       builder,
@@ -282,7 +285,7 @@ export class Replicator extends EventEmitter {
     );
     if (this.options.compaction) {
       run.compactor = new CompactionScheduler({
-        client,
+        client: observed,
         config: this.options.compaction,
         takeSnapshot: () => this.takeSnapshot(),
         logger: (line) => this.logger.info(line),
