@@ -16,6 +16,7 @@ import { openReplicaClient } from '../src/storage/index.js';
 import type { ReplicaClient } from '../src/storage/types.js';
 import { Replicator } from '../src/writer/index.js';
 import { createLtx } from '../vfs/index.js';
+import { recordRequests, rounds } from './support/request-rounds.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
 /**
@@ -119,15 +120,17 @@ describe('tools that list ignore the manifest prefix', () => {
 });
 
 describe('reader on a manifest replica', () => {
-  it('opens with 1 GET of the manifest, 1 of the hot pages and 1 per index the manifest does not carry; no LIST', async () => {
+  it('opens with 1 GET of the manifest and 1 of the hot pages in one round, then the 1 index the manifest does not carry; no LIST', async () => {
     const { manifest } = await readManifest();
     client.resetStats();
-    const replica = await Replica.open(client, { pollIntervalMs: 0 });
+    const rec = recordRequests(client);
+    const replica = await Replica.open(rec.client, { pollIntervalMs: 0 });
     const s = client.stats();
     const notCarried = manifest.files.filter((f) => f.index === undefined && f.level === 9).length;
     expect(notCarried).toBe(1);
     expect(s.list).toBe(0);
     expect(s.get).toBe(2 + notCarried);
+    expect(rounds(rec.requests)).toEqual([['readObject', 'readObjectIfChanged'], ['readRange']]);
     expect(replica.acquireLatest().txid).toBe(manifest.txid);
     await replica.close();
   });

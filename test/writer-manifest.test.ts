@@ -9,7 +9,6 @@ import {
   MANIFEST_OBJECT,
   type Manifest,
 } from '../src/ltx/index.js';
-import { Replica } from '../src/replica/replica.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { ReplicaClient } from '../src/storage/types.js';
 import { CompactionScheduler } from '../src/writer/compaction/compaction.js';

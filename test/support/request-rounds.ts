@@ -82,7 +82,9 @@ export function rounds(requests: readonly RecordedRequest[]): string[][] {
       if (p !== undefined && p.end < r.start) before = Math.max(before, roundOf[j] ?? 0);
     }
     roundOf[i] = before + 1;
-    (out[before] ??= []).push(r.op);
+    const round = out[before] ?? [];
+    round.push(r.op);
+    out[before] = round;
   }
   return out.map((ops) => ops.sort());
 }
