@@ -55,9 +55,89 @@ describe('writer lease (lock.json) on the file backend with an injected clock', 
     c.advance(6_000); // 41 s: expired
     const second = await Lease.acquire({ client, owner: 'host-b:2', now: c.now });
     expect(second.generation).toBe(2);
-    // the old writer's clock says it expired: check() and renew() both report LEASE_LOST
+    // The old writer's clock says it expired: that alone is not a loss (the store may just not
+    // have answered); the renewal finds lock.json replaced and loses the lease.
     expect(() => first.check()).toThrow(/expired/);
+    expect(lostWith).toBeUndefined();
+    const err = await rejection(first.renew());
+    expect(err.code).toBe('LEASE_LOST');
+    expect(err.message).toContain('host-b:2');
     expect(lostWith).toBe('LEASE_LOST');
+  });
+
+  it('an expired lease nobody took over is renewed and kept (the store was only unreachable)', async () => {
+    const root = join(tmp.dir, 'expired');
+    const client = new FileReplicaClient(root);
+    const c = clock();
+    let lostWith: string | undefined;
+    let recovered = 0;
+    const lease = await Lease.acquire({
+      client,
+      owner: 'host-a:1',
+      now: c.now,
+      onLost: (e) => (lostWith = e.code),
+      onRenewedAfterExpiry: () => recovered++,
+    });
+    c.advance(45_000); // no renewal got through for 45 s: expired at 30 s
+    expect(lease.expired()).toBe(true);
+    const expired = (() => {
+      try {
+        lease.check();
+        return undefined;
+      } catch (e) {
+        return e as { code?: string };
+      }
+    })();
+    expect(expired?.code).toBe('LEASE_EXPIRED');
+    await lease.renew();
+    expect(lostWith).toBeUndefined();
+    expect(recovered).toBe(1);
+    expect(lease.expired()).toBe(false);
+    expect(() => lease.check()).not.toThrow();
+    const body = JSON.parse(readFileSync(join(root, 'lock.json'), 'utf8'));
+    expect(body).toEqual({ generation: 1, expires_at: '2026-03-01T12:01:15Z', owner: 'host-a:1' });
+    // and it still keeps a second writer out
+    expect((await rejection(Lease.acquire({ client, owner: 'host-b:2', now: c.now }))).code).toBe(
+      'LEASE_HELD',
+    );
+  });
+
+  it('a renewal that landed with its answer lost is recognised as ours (same generation and owner)', async () => {
+    const root = join(tmp.dir, 'lost-answer');
+    const client = new FileReplicaClient(root);
+    const c = clock();
+    let lostWith: string | undefined;
+    const lease = await Lease.acquire({
+      client,
+      owner: 'host-a:1',
+      now: c.now,
+      onLost: (e) => (lostWith = e.code),
+    });
+    // What a renewal whose response never arrived leaves behind: our body under a new ETag.
+    const current = await client.readObject('lock.json');
+    await client.writeObject(
+      'lock.json',
+      new TextEncoder().encode(
+        JSON.stringify({ generation: 1, expires_at: '2026-03-01T12:00:40Z', owner: 'host-a:1' }),
+      ),
+      { ifMatch: current!.etag },
+    );
+    c.advance(10_000);
+    await lease.renew();
+    expect(lostWith).toBeUndefined();
+    const body = JSON.parse(readFileSync(join(root, 'lock.json'), 'utf8'));
+    expect(body).toEqual({ generation: 1, expires_at: '2026-03-01T12:00:40Z', owner: 'host-a:1' });
+    expect(lease.expiresAt.toISOString()).toBe('2026-03-01T12:00:40.000Z');
+  });
+
+  it('lock.json deleted behind our back is a lost lease', async () => {
+    const root = join(tmp.dir, 'deleted');
+    const client = new FileReplicaClient(root);
+    const lease = await Lease.acquire({ client, owner: 'host-a:1' });
+    await client.deleteObject('lock.json');
+    const err = await rejection(lease.renew());
+    expect(err.code).toBe('LEASE_LOST');
+    expect(err.message).toContain('lock.json is gone');
   });
 
   it('a takeover is detected at the next renewal even if the old writer thinks it is in time', async () => {

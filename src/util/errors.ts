@@ -34,6 +34,7 @@ export type ErrorCode =
   // writer (src/writer)
   | 'LEASE_HELD'
   | 'LEASE_LOST'
+  | 'LEASE_EXPIRED'
   | 'WRITER_FORK'
   | 'WRITER_DB'
   | 'CONFIG_INVALID'

@@ -123,9 +123,23 @@ export class L0Builder {
     this.snapshotReason = reason;
   }
 
+  /**
+   * Lets the application's WAL go without copying it (staging is full): no read transaction is
+   * held (one at any WAL read mark would keep the WAL from restarting), a PASSIVE checkpoint
+   * backfills what it can, and the next L0 is a snapshot-style one, since frames may now be
+   * checkpointed unseen. The next syncLocal() takes a read transaction again.
+   */
+  releaseWithoutCopying(reason: string): void {
+    this.opts.checkLease();
+    this.snapshotReason ??= reason;
+    this.primary.endRead();
+    this.primary.checkpoint('PASSIVE');
+  }
+
   /** Stages L0 files until the WAL's committed frames are all copied; returns the newest TXID. */
   syncLocal(): Txid {
     this.opts.checkLease();
+    this.primary.beginRead();
     for (let i = 0; i < 10_000; i++) {
       let more: boolean;
       try {

@@ -34,8 +34,10 @@ export interface LeaseOptions {
    * a process that died (kill -9) on this host can be taken over without waiting for expiry.
    */
   isLocalOwnerAlive?: (pid: number) => boolean;
-  /** Called once when the lease is lost (renewal refused, or not renewed before expiry). */
+  /** Called once when the lease is lost (lock.json replaced by another writer). */
   onLost?: (err: LtxvfsError) => void;
+  /** Called when a renewal succeeded after the lease had expired unrenewed. */
+  onRenewedAfterExpiry?: () => void;
 }
 
 export function defaultLeaseOwner(): string {
@@ -44,8 +46,13 @@ export function defaultLeaseOwner(): string {
 
 /**
  * The writer lease: one writer per replica. Acquire with If-None-Match: * (no lease yet) or
- * If-Match on the expired one; renew with If-Match on our own ETag. Losing a condition race, or
- * failing to renew before our own expiry, means someone else may write: the lease is lost.
+ * If-Match on the expired one; renew with If-Match on our own ETag.
+ *
+ * An unreachable store is not a lost lease. A lease that ran out unrenewed is only *expired*:
+ * check() throws LEASE_EXPIRED (nothing may be written to the replica meanwhile, so the writer
+ * keeps staging locally), and renewal goes on. When the store answers again, the If-Match
+ * renewal succeeds exactly when nobody replaced lock.json since: the lease is ours again. Only a
+ * lock.json written by another writer (a refused condition, or the object gone) loses it.
  */
 export class Lease {
   private timer: NodeJS.Timeout | undefined;
@@ -53,7 +60,8 @@ export class Lease {
   private renewing: Promise<void> | undefined;
 
   private constructor(
-    private readonly options: Required<Omit<LeaseOptions, 'onLost'>> & Pick<LeaseOptions, 'onLost'>,
+    private readonly options: Required<Omit<LeaseOptions, 'onLost' | 'onRenewedAfterExpiry'>> &
+      Pick<LeaseOptions, 'onLost' | 'onRenewedAfterExpiry'>,
     private etag: string,
     readonly generation: number,
     private expires: Date,
@@ -68,6 +76,7 @@ export class Lease {
       now: options.now ?? (() => new Date()),
       isLocalOwnerAlive: options.isLocalOwnerAlive ?? isProcessAlive,
       onLost: options.onLost,
+      onRenewedAfterExpiry: options.onRenewedAfterExpiry,
     };
     const { client } = opts;
     const existing = await client.readObject(LEASE_OBJECT);
@@ -109,18 +118,24 @@ export class Lease {
     return this.expires;
   }
 
-  /** Throws LEASE_LOST when the lease is lost or has run out without renewal. */
+  /**
+   * Throws LEASE_LOST when another writer took the lease over, and LEASE_EXPIRED while it has run
+   * out unrenewed (the store did not answer); in the latter case a renewal is started.
+   */
   check(): void {
     if (this.lostError) throw this.lostError;
-    if (this.options.now().getTime() >= this.expires.getTime()) {
-      this.lose(
-        new LtxvfsError(
-          'LEASE_LOST',
-          `${this.options.client.url}: lease generation ${this.generation} expired at ${this.expires.toISOString()} before it could be renewed`,
-        ),
+    if (this.expired()) {
+      void this.renew().catch(() => undefined);
+      throw new LtxvfsError(
+        'LEASE_EXPIRED',
+        `${this.options.client.url}: lease generation ${this.generation} expired at ${this.expires.toISOString()} unrenewed (store unreachable?); renewing`,
       );
-      throw this.lostError;
     }
+  }
+
+  /** The lease ran out without a renewal the store confirmed. */
+  expired(): boolean {
+    return this.options.now().getTime() >= this.expires.getTime();
   }
 
   get lost(): LtxvfsError | undefined {
@@ -147,39 +162,54 @@ export class Lease {
   }
 
   private async doRenew(): Promise<void> {
-    this.check();
+    if (this.lostError) throw this.lostError;
+    const wasExpired = this.expired();
     const expires = new Date(this.options.now().getTime() + this.options.ttlMs);
+    const body = encodeLeaseBody({
+      generation: this.generation,
+      expiresAt: expires,
+      owner: this.options.owner,
+    });
+    const client = this.options.client;
     try {
-      const { etag } = await this.options.client.writeObject(
-        LEASE_OBJECT,
-        encodeLeaseBody({ generation: this.generation, expiresAt: expires, owner: this.options.owner }),
-        { ifMatch: this.etag },
-      );
-      this.etag = etag;
-      this.expires = expires;
-    } catch (err) {
-      if (isLtxvfsError(err, 'STORAGE_CONDITION_FAILED')) {
-        let holder = '';
-        try {
-          const now = await this.options.client.readObject(LEASE_OBJECT);
-          if (now)
-            holder = `; now held by ${describeHolder(parseLeaseBody(now.data, this.options.client.url))}`;
-        } catch {
-          // the holder is only for the message
+      try {
+        this.etag = (await client.writeObject(LEASE_OBJECT, body, { ifMatch: this.etag })).etag;
+      } catch (err) {
+        if (!isLtxvfsError(err, 'STORAGE_CONDITION_FAILED') && !isLtxvfsError(err, 'STORAGE_NOT_FOUND')) {
+          throw err;
         }
+        // An earlier renewal may have landed with its answer lost: lock.json then still names our
+        // generation and owner under an ETag we never saw. Nobody else writes that pair.
+        const now = await client.readObject(LEASE_OBJECT);
+        const holder = now ? parseLeaseBody(now.data, client.url) : undefined;
+        if (!now || !holder || holder.generation !== this.generation || holder.owner !== this.options.owner) {
+          const by = holder ? `; now held by ${describeHolder(holder)}` : '; lock.json is gone';
+          this.lose(
+            new LtxvfsError(
+              'LEASE_LOST',
+              `${client.url}: lease generation ${this.generation} was taken over${by}`,
+              { cause: err },
+            ),
+          );
+          throw this.lostError;
+        }
+        this.etag = (await client.writeObject(LEASE_OBJECT, body, { ifMatch: now.etag })).etag;
+      }
+    } catch (err) {
+      if (this.lostError) throw this.lostError;
+      if (isLtxvfsError(err, 'STORAGE_CONDITION_FAILED')) {
         this.lose(
-          new LtxvfsError(
-            'LEASE_LOST',
-            `${this.options.client.url}: lease generation ${this.generation} was taken over${holder}`,
-            { cause: err },
-          ),
+          new LtxvfsError('LEASE_LOST', `${client.url}: lease generation ${this.generation} was taken over`, {
+            cause: err,
+          }),
         );
         throw this.lostError;
       }
-      // Unreachable store: keep the lease until it expires; check() reports expiry.
-      this.check();
+      // Unreachable store: the lease is kept (expired at worst); the next renewal tries again.
       throw err;
     }
+    this.expires = expires;
+    if (wasExpired) this.options.onRenewedAfterExpiry?.();
   }
 
   /** Stops renewing and deletes lock.json if it is still ours. */

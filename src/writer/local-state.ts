@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { formatLtxFileName, parseLtxFileName } from '../ltx/names.js';
 import { writeAllSync, writeFileAtomicSync } from '../util/atomic-file.js';
@@ -107,6 +107,15 @@ export class LocalState {
 
   readStaged(txid: Txid): Uint8Array {
     return new Uint8Array(readFileSync(this.l0Path(txid)));
+  }
+
+  /** Bytes of a staged L0 file (0 when it is gone). */
+  stagedSize(txid: Txid): number {
+    try {
+      return statSync(this.l0Path(txid)).size;
+    } catch {
+      return 0;
+    }
   }
 
   removeStaged(txid: Txid): void {

@@ -55,6 +55,14 @@ export interface ReplicatorOptions {
   /** The writer lease (lock.json); default on. `false` only for tests and single-writer setups. */
   lease?: false | { ttlMs?: number; renewIntervalMs?: number; owner?: string };
   busyTimeoutMs?: number;
+  /**
+   * Local staging bound (bytes of L0 files staged but not yet in the replica; default 1 GiB).
+   * Beyond it, while the store does not take them, no further L0 is staged: the read transaction
+   * still moves on so the application's checkpoints proceed, and once the staged files have gone
+   * down to half the bound, one snapshot-style L0 (the database file holds the state) continues
+   * the history. Reported by a log line, the 'staging' event and stats().staging.
+   */
+  maxStagedBytes?: number;
   /** Upload retry backoff bounds. */
   retryMinDelayMs?: number;
   retryMaxDelayMs?: number;
@@ -88,6 +96,25 @@ export interface ReplicatorStats {
   uploadRetries: number;
   compaction?: CompactionStats;
   requests: RequestStats;
+  /**
+   * The writer lease: `held`, `expired` (the store did not confirm a renewal in time: nothing is
+   * uploaded until it does, staging goes on), `lost` (another writer took it), or `off`.
+   */
+  lease: 'held' | 'expired' | 'lost' | 'off';
+  /** Renewals that succeeded after the lease had expired unrenewed (outages ridden out). */
+  leaseRecoveries: number;
+  staging: StagingStats;
+}
+
+export interface StagingStats {
+  /** Bytes and files of L0 staged locally, not yet in the replica. */
+  bytes: number;
+  files: number;
+  limitBytes: number;
+  /** True while staging is paused because `bytes` went over the limit. */
+  full: boolean;
+  /** Syncs that staged nothing because staging was full. */
+  skippedSyncs: number;
 }
 
 /**
@@ -99,8 +126,13 @@ export interface ReplicatorStats {
  * single WAL restart while its own read transaction, which blocks any further backfill, was held
  * since everything was copied). Anything else gets a snapshot-style L0 with every page.
  *
+ * An unreachable store stops nothing on the primary's side: L0 files keep being staged (up to
+ * `maxStagedBytes`), the read transaction keeps moving so checkpoints proceed, and an expired
+ * lease is renewed when the store answers again (LEASE_LOST only if another writer took it).
+ *
  * Events: 'synced' (SyncedEvent), 'uploaded' ({txid, bytes, ms}), 'checkpoint' ({mode, ...}),
- * 'retry' ({txid, attempt, delayMs, error}), 'fatal' (LtxvfsError), 'error' (non-fatal).
+ * 'retry' ({txid, attempt, delayMs, error}), 'lease-recovered' ({generation}), 'staging'
+ * (StagingStats, when staging becomes full or resumes), 'fatal' (LtxvfsError), 'error'.
  */
 export class Replicator extends EventEmitter {
   readonly dbPath: string;
@@ -118,6 +150,8 @@ export class Replicator extends EventEmitter {
       | 'manifest'
     >
   > & { encoding: PageEncoding; keepAlive: boolean };
+  private readonly staging = { bytes: 0, files: 0, full: false, skippedSyncs: 0 };
+  private readonly stagedSize = new Map<Txid, number>();
   private readonly logger: ReplicatorLogger;
   private readonly local: LocalState;
   /** Created by start(); kept after stop() so stats() and client still answer. */
@@ -127,7 +161,14 @@ export class Replicator extends EventEmitter {
   private running = false;
   private fatalError: LtxvfsError | undefined;
   private stagedAt = new Map<Txid, number>();
-  private counters = { syncs: 0, snapshots: 0, checkpoints: 0, uploads: 0, uploadRetries: 0 };
+  private counters = {
+    syncs: 0,
+    snapshots: 0,
+    checkpoints: 0,
+    uploads: 0,
+    uploadRetries: 0,
+    leaseRecoveries: 0,
+  };
 
   constructor(private readonly options: ReplicatorOptions) {
     super();
@@ -144,6 +185,7 @@ export class Replicator extends EventEmitter {
       busyTimeoutMs: options.busyTimeoutMs ?? 1000,
       retryMinDelayMs: options.retryMinDelayMs ?? 100,
       retryMaxDelayMs: options.retryMaxDelayMs ?? 5000,
+      maxStagedBytes: options.maxStagedBytes ?? 1024 * 1024 * 1024,
       keepAlive: options.keepAlive ?? false,
     };
     this.logger = options.logger ?? { info() {}, warn() {}, error() {} };
@@ -182,6 +224,13 @@ export class Replicator extends EventEmitter {
           renewIntervalMs: l.renewIntervalMs,
           owner: l.owner,
           onLost: (err) => this.fail(err),
+          onRenewedAfterExpiry: () => {
+            this.counters.leaseRecoveries++;
+            this.logger.info(
+              `lease generation ${lease?.generation} renewed: the store answers again and nobody took over`,
+            );
+            this.emit('lease-recovered', { generation: lease?.generation });
+          },
         });
         lease.startRenewing();
       }
@@ -193,7 +242,10 @@ export class Replicator extends EventEmitter {
         busyTimeoutMs: this.opts.busyTimeoutMs,
         info: (line) => this.logger.info(line),
         warn: (line) => this.logger.warn(line),
-        checkLease: () => lease?.check(),
+        // Only a lease another writer took stops staging; an expired one stops uploads only.
+        checkLease: () => {
+          if (lease?.lost) throw lease.lost;
+        },
         onFramesRead: (frames) => this.run?.checkpointer.noteFramesRead(frames),
         onStaged: (event, timestamp) => this.staged(event, timestamp),
       });
@@ -225,6 +277,7 @@ export class Replicator extends EventEmitter {
           const staged = this.stagedAt.get(txid);
           this.stagedAt.delete(txid);
           this.local.removeStaged(txid);
+          this.unstaged(txid);
           const lag = staged === undefined ? undefined : Date.now() - staged;
           this.logger.debug?.(
             `uploaded L0 ${formatTxid(txid)} (${bytes} bytes) in ${ms} ms${lag === undefined ? '' : `, lag ${lag} ms`}`,
@@ -274,7 +327,11 @@ export class Replicator extends EventEmitter {
       closed: false,
     };
     this.run = run;
-    for (const txid of this.local.listStaged()) if (txid > uploaded) this.stagedAt.set(txid, Date.now());
+    for (const txid of this.local.listStaged()) {
+      if (txid <= uploaded) continue;
+      this.stagedAt.set(txid, Date.now());
+      this.noteStagedBytes(txid, this.local.stagedSize(txid));
+    }
     uploader.start();
     this.running = true;
     this.schedule();
@@ -300,6 +357,7 @@ export class Replicator extends EventEmitter {
 
   private staged(event: SyncedEvent, timestamp: number): void {
     this.stagedAt.set(event.txid, timestamp);
+    this.noteStagedBytes(event.txid, event.bytes);
     this.counters.syncs++;
     if (event.snapshot) this.counters.snapshots++;
     this.run?.checkpointer.noteSynced();
@@ -315,9 +373,53 @@ export class Replicator extends EventEmitter {
     if (!this.opts.keepAlive) this.timer.unref();
   }
 
+  private noteStagedBytes(txid: Txid, bytes: number): void {
+    if (this.stagedSize.has(txid)) return;
+    this.stagedSize.set(txid, bytes);
+    this.staging.bytes += bytes;
+    this.staging.files++;
+  }
+
+  private unstaged(txid: Txid): void {
+    const bytes = this.stagedSize.get(txid);
+    if (bytes === undefined) return;
+    this.stagedSize.delete(txid);
+    this.staging.bytes -= bytes;
+    this.staging.files--;
+  }
+
+  /**
+   * Whether this tick may stage: not while the staged bytes are over the bound, and, once over,
+   * not until they are down to half of it (so it does not flap at every upload).
+   */
+  private mayStage(): boolean {
+    const limit = this.opts.maxStagedBytes;
+    if (!this.staging.full && this.staging.bytes > limit) {
+      this.staging.full = true;
+      this.logger.warn(
+        `local staging is full: ${this.staging.bytes} bytes in ${this.staging.files} L0 files not yet in the replica (limit ${limit}); staging pauses, checkpoints go on, and a snapshot-style L0 follows once the store takes them`,
+      );
+      this.emit('staging', this.stagingStats());
+    } else if (this.staging.full && this.staging.bytes <= limit / 2) {
+      this.staging.full = false;
+      this.logger.info(`local staging resumes (${this.staging.bytes} bytes staged) with a snapshot-style L0`);
+      this.emit('staging', this.stagingStats());
+    }
+    return !this.staging.full;
+  }
+
+  private stagingStats(): StagingStats {
+    return { ...this.staging, limitBytes: this.opts.maxStagedBytes };
+  }
+
   private async tick(): Promise<void> {
     try {
       await this.serialized((run) => {
+        if (!this.mayStage()) {
+          this.staging.skippedSyncs++;
+          run.builder.releaseWithoutCopying('local staging was full while the store did not take L0 files');
+          return;
+        }
         run.builder.syncLocal();
         run.checkpointer.moveReadAfterSync();
         run.checkpointer.maybeCheckpoint();
@@ -426,6 +528,8 @@ export class Replicator extends EventEmitter {
       ...this.counters,
       ...(compactor ? { compaction: compactor.stats() } : {}),
       requests: run?.client.stats() ?? emptyStats(),
+      lease: leaseState(run?.lease, this.fatalError),
+      staging: this.stagingStats(),
     };
   }
 
@@ -448,6 +552,12 @@ export class Replicator extends EventEmitter {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     this.run?.checkpointer.stopWatching();
+    // The long read transaction must not pin the application's WAL once nothing copies it.
+    try {
+      this.run?.builder.db.endRead();
+    } catch {
+      // the connection closes at stop() anyway
+    }
     this.logger.error(`replication stopped: ${err.code}: ${err.message}`);
     void this.run?.uploader.stop(err);
     void this.run?.compactor?.stop();
@@ -507,6 +617,12 @@ interface Running {
   compactor: CompactionScheduler | undefined;
   /** Set once teardown has closed the database (the object stays for stats()). */
   closed: boolean;
+}
+
+function leaseState(lease: Lease | undefined, failure: LtxvfsError | undefined): ReplicatorStats['lease'] {
+  if (!lease) return 'off';
+  if (lease.lost) return failure?.code === 'LEASE_LOST' ? 'lost' : 'off';
+  return lease.expired() ? 'expired' : 'held';
 }
 
 async function remoteMaxTxid(client: ReplicaClient): Promise<Txid> {
