@@ -226,7 +226,8 @@ export class Replicator extends EventEmitter {
           onLost: (err) => this.fail(err),
           onRenewedAfterExpiry: () => {
             this.counters.leaseRecoveries++;
-            this.logger.info(
+            // A warning's counterpart: the upload failures of the outage were logged as warnings.
+            this.logger.warn(
               `lease generation ${lease?.generation} renewed: the store answers again and nobody took over`,
             );
             this.emit('lease-recovered', { generation: lease?.generation });

@@ -14,6 +14,9 @@ export interface ReplicateFlags {
   once?: boolean;
   syncInterval?: string;
   exec?: string;
+  execStopOnLeaseLost?: boolean;
+  leaseTtl?: string;
+  maxStaged?: string;
   verbose?: boolean;
   // compaction (src/cli/config.ts)
   levels?: string;
@@ -31,6 +34,20 @@ function declareOptions(cmd: Command): Command {
     .option(
       '--exec <cmd>',
       'run the application as a child (split without a shell when simple, else sh -c in its own process group); forward SIGINT/SIGTERM/SIGHUP; final sync; exit with its status',
+    )
+    .option(
+      '--exec-stop-on-lease-lost',
+      'send the --exec application SIGTERM when replication stops because another writer took the lease (default: it keeps running, unreplicated, and replicate exits non-zero after it)',
+    )
+    .option(
+      '--lease-ttl <duration>',
+      'how long lock.json holds the replica for this writer without a renewal (renewed every third of it)',
+      '30s',
+    )
+    .option(
+      '--max-staged <bytes>',
+      'bound on L0 bytes staged locally while the store is unreachable; beyond it staging pauses and a snapshot-style L0 follows (suffixes K, M, G)',
+      '1G',
     )
     .option('--verbose', 'log uploads, lag and checkpoints (one line each)')
     .option('--levels <durations>', 'compaction intervals of L1,L2,... (default 30s,5m,1h)')
@@ -65,7 +82,28 @@ export function replicatorOptions(
     logger,
     keepAlive: true,
     compaction: flags.once ? undefined : compaction,
+    ...writerSafetyOptions(flags),
   };
+}
+
+/** --lease-ttl and --max-staged (also with --config: they are per run, not per database). */
+function writerSafetyOptions(flags: ReplicateFlags): Pick<ReplicatorOptions, 'lease' | 'maxStagedBytes'> {
+  const ttlMs = parseDuration(flags.leaseTtl ?? '30s', '--lease-ttl');
+  if (ttlMs < 1000) throw new LtxvfsError('BAD_ARGUMENT', `--lease-ttl ${flags.leaseTtl}: at least 1s`);
+  return {
+    lease: { ttlMs, renewIntervalMs: Math.floor(ttlMs / 3) },
+    maxStagedBytes: parseByteSize(flags.maxStaged ?? '1G', '--max-staged'),
+  };
+}
+
+/** `123`, `64K`, `512M`, `1G` (powers of 1024). */
+export function parseByteSize(text: string, flag: string): number {
+  const m = /^(\d+)([KMG]?)i?B?$/i.exec(text.trim());
+  if (!m) throw new LtxvfsError('BAD_ARGUMENT', `${flag} ${text}: not a size (e.g. 512M, 1G)`);
+  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
+  const bytes = Number(m[1]) * unit;
+  if (bytes <= 0) throw new LtxvfsError('BAD_ARGUMENT', `${flag} ${text}: must be more than 0`);
+  return bytes;
 }
 
 /**
@@ -103,6 +141,7 @@ export function replicatorOptionsFromFile(
     logger: cliLogger(verbose, config.dbs.length > 1 ? entry.path : undefined),
     keepAlive: true,
     compaction: flags.once ? undefined : entry.compaction,
+    ...writerSafetyOptions(flags),
   }));
 }
 
@@ -153,7 +192,9 @@ export function register(program: Command): void {
       }, 10_000);
       timer.unref();
     }
-    const status = flags.exec ? await runChild(flags.exec, replicator) : await untilSignal(replicator);
+    const status = flags.exec
+      ? await runChild(flags.exec, Boolean(flags.execStopOnLeaseLost), replicator)
+      : await untilSignal(replicator);
     await replicator.stop();
     logger.info(formatRequestStats(replicator.stats().requests));
     if (replicator.failure) throw replicator.failure;
@@ -192,7 +233,7 @@ async function runMany(all: ReplicatorOptions[], flags: ReplicateFlags): Promise
     const [first, ...others] = replicators;
     const primary = present(first, 'first database of the config');
     const status = flags.exec
-      ? await runChild(flags.exec, primary, others)
+      ? await runChild(flags.exec, Boolean(flags.execStopOnLeaseLost), primary, others)
       : await untilSignal(primary, others);
     process.exitCode = status;
   } finally {
@@ -223,10 +264,17 @@ const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
  * Litestream does), so a signal reaches the application itself; one that needs a shell runs
  * under `/bin/sh -c` in a process group of its own, and signals go to the whole group (dash
  * forks, and would keep them to itself) while the shell itself only notes them. SIGINT/SIGTERM/SIGHUP are forwarded; when the child
- * exits the caller does a final sync and exits with its status. If replication fails, the
- * child is asked to stop (SIGTERM) and the failure is reported.
+ * exits the caller does a final sync and exits with its status. If replication stops (another
+ * writer took the lease, or wrote our next TXID), the application keeps running unless
+ * `stopOnLeaseLost`: the store is not the application's business; the failure is reported (and
+ * the exit status is non-zero) once it exits. An unreachable store never stops replication.
  */
-function runChild(command: string, replicator: Replicator, others: Replicator[] = []): Promise<number> {
+function runChild(
+  command: string,
+  stopOnLeaseLost: boolean,
+  replicator: Replicator,
+  others: Replicator[] = [],
+): Promise<number> {
   return new Promise((resolve, reject) => {
     const argv = splitCommandLine(command);
     const viaShell = argv === null;
@@ -245,7 +293,20 @@ function runChild(command: string, replicator: Replicator, others: Replicator[] 
     };
     const handlers = FORWARDED.map((signal) => [signal, () => signalChild(signal)] as const);
     for (const [signal, handler] of handlers) process.on(signal, handler);
-    for (const r of [replicator, ...others]) r.once('fatal', () => signalChild('SIGTERM'));
+    for (const r of [replicator, ...others]) {
+      r.once('fatal', (err: LtxvfsError) => {
+        if (stopOnLeaseLost) {
+          process.stderr.write(
+            `ltxvfs replicate: ${err.code}: stopping the application (--exec-stop-on-lease-lost)\n`,
+          );
+          signalChild('SIGTERM');
+        } else {
+          process.stderr.write(
+            `ltxvfs replicate: ${err.code}: replication stopped; the application keeps running, unreplicated (--exec-stop-on-lease-lost would stop it)\n`,
+          );
+        }
+      });
+    }
     child.on('error', (err) => {
       for (const [signal, handler] of handlers) process.off(signal, handler);
       reject(new LtxvfsError('BAD_ARGUMENT', `--exec ${command}: ${err.message}`, { cause: err }));
