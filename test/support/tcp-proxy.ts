@@ -8,7 +8,8 @@ import net from 'node:net';
  *    alike): bytes wait, as in a network that drops every packet; when the mode changes back,
  *    the waiting bytes flow on, as TCP retransmission would deliver them;
  *  - `slow`: every chunk waits `delayMs`, and each direction is throttled to `bytesPerSec`;
- *  - `reset`: each connection is reset (RST) once `afterBytes` bytes of response went through it.
+ *  - `reset`: each connection is reset (RST) once `afterBytes` bytes of response went through it
+ *    (only the first `times` connections that get that far, if given; then it passes).
  * `cut()` resets every open connection at once, in any mode. Counts connections and bytes, and
  * what it did, so a test can assert that a fault really hit a request.
  */
@@ -16,7 +17,7 @@ export type ProxyMode =
   | { kind: 'pass' }
   | { kind: 'blackhole' }
   | { kind: 'slow'; delayMs: number; bytesPerSec?: number }
-  | { kind: 'reset'; afterBytes: number };
+  | { kind: 'reset'; afterBytes: number; times?: number };
 
 export interface FaultProxyStats {
   connections: number;
@@ -131,9 +132,10 @@ class Connection {
         if (this.closed || this.proxy.current.kind === 'blackhole') continue;
       }
       queue.shift();
-      if (dir === 'down' && mode.kind === 'reset') {
+      if (dir === 'down' && mode.kind === 'reset' && this.proxy.mayReset(mode)) {
         const room = mode.afterBytes - this.downBytes;
         if (chunk.length >= room) {
+          this.proxy.resetsInMode++;
           chunk = chunk.subarray(0, Math.max(0, room));
           if (chunk.length > 0) this.forward(dir, chunk);
           this.proxy.counters.resetConnections++;
@@ -171,6 +173,13 @@ class ProxyCore {
     heldChunks: 0,
   };
 
+  /** Resets done since the mode was set (for `times`). */
+  resetsInMode = 0;
+
+  mayReset(mode: { times?: number }): boolean {
+    return mode.times === undefined || this.resetsInMode < mode.times;
+  }
+
   forget(c: Connection): void {
     this.open.delete(c);
   }
@@ -198,6 +207,7 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     mode: () => core.current,
     setMode(mode) {
       core.current = mode;
+      core.resetsInMode = 0;
       for (const c of core.open) c.wake();
     },
     cut() {
