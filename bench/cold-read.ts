@@ -9,6 +9,7 @@ import { lockPgno } from '../src/ltx/index.js';
 import { Replica, type ReplicaOptions } from '../src/replica/replica.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { LtxFileRef, ReplicaClient, RequestStats } from '../src/storage/types.js';
+import { present } from '../src/util/invariant.js';
 import { startLatencyProxy } from './proxy.js';
 import { imagePages, writeLtxFile } from './support/ltx-images.js';
 
@@ -104,11 +105,11 @@ export async function runColdReadBench(options: ColdReadBenchOptions = {}): Prom
         const ms = performance.now() - t0;
         rows.push(row(workload, mode, ms, client.stats(), n));
       };
-      let replica: Replica | undefined;
+      let opened: Replica | undefined;
       await measure('open (list + page indexes)', 0, async () => {
-        replica = await Replica.open(client, { pollIntervalMs: 0, ...modeOptions });
+        opened = await Replica.open(client, { pollIntervalMs: 0, ...modeOptions });
       });
-      const r = replica!;
+      const r = present(opened, 'replica opened by the measured step');
       const view = r.acquireLatest();
       const random = seededPages(pages, RANDOM_READS, lockPgno(pageSize));
       await measure(`${RANDOM_READS} random pages, one at a time`, RANDOM_READS, async () => {

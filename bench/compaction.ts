@@ -6,6 +6,7 @@ import { planRestore } from '../src/replica/plan.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { LtxFileInfo, ReplicaClient } from '../src/storage/types.js';
 import { formatDuration } from '../src/util/duration.js';
+import { present } from '../src/util/invariant.js';
 import { seededRandom } from '../src/util/random.js';
 import { CompactionScheduler } from '../src/writer/compaction/compaction.js';
 import {
@@ -65,6 +66,11 @@ const PAGE_SIZE = 4096;
 const MiB = 1024 * 1024;
 
 /** A page that compresses like a B-tree leaf: some structure, some text-like bytes, free space. */
+/** Page `pgno` of the in-memory image (pages are numbered from 1). */
+function pageOf(image: Uint8Array[], pgno: number): Uint8Array {
+  return present(image[pgno - 1], `page ${pgno} of a ${image.length}-page image`);
+}
+
 function fillPage(page: Uint8Array, random: () => number): void {
   page.fill(0);
   const used = Math.floor(PAGE_SIZE * (0.4 + random() * 0.5));
@@ -119,7 +125,7 @@ async function runOne(
       }
       while (set.size < opts.pagesPerSync) set.add(1 + Math.floor(random() * image.length));
       changed = [...set].sort((a, b) => a - b);
-      for (const pgno of changed) fillPage(image[pgno - 1]!, random);
+      for (const pgno of changed) fillPage(pageOf(image, pgno), random);
     }
     await writeLtxFile(
       client,
@@ -128,7 +134,7 @@ async function runOne(
         pageSize: PAGE_SIZE,
         commit: image.length,
         timestamp: clock,
-        pages: changed.map((pgno) => ({ pgno, data: image[pgno - 1]! })),
+        pages: changed.map((pgno) => ({ pgno, data: pageOf(image, pgno) })),
       },
     );
     await scheduler.tick();
@@ -199,9 +205,10 @@ export async function runCompactionBench(
   const rows: CompactionBenchRow[] = [];
   for (const [label, config] of configs) {
     const dir = options.s3Url ? undefined : mkdtempSync(join(tmpdir(), 'ltxvfs-bench-compaction-'));
-    const url = options.s3Url
-      ? `${options.s3Url.replace(/\/?(\?|$)/, `/${rows.length}$1`)}`
-      : join(dir!, 'replica');
+    const url =
+      dir !== undefined
+        ? join(dir, 'replica')
+        : `${(options.s3Url ?? '').replace(/\/?(\?|$)/, `/${rows.length}$1`)}`;
     const client = openReplicaClient(url);
     try {
       rows.push(await runOne(`${label}: ${describeConfig(config)}`, config, { ...base, client }));

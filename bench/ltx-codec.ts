@@ -244,7 +244,7 @@ export async function runLtxCodecBench(options: LtxCodecBenchOptions = {}): Prom
     const blocks = pages.map((p) => codec.compress(p.data));
     // Every candidate's blocks must decode with ours to the same page (they are all raw LZ4).
     for (const [i, b] of blocks.entries()) {
-      if (!Buffer.from(ours.decompress(b, pageSize)).equals(Buffer.from(pages[i].data))) {
+      if (!Buffer.from(ours.decompress(b, pageSize)).equals(Buffer.from(pages[i]?.data ?? []))) {
         throw new Error(`${codec.name}: block of page ${i + 1} does not round-trip`);
       }
     }
@@ -270,7 +270,7 @@ export async function runLtxCodecBench(options: LtxCodecBenchOptions = {}): Prom
   const markdown = [
     `### LTX codec: ${pages.length} pages of ${pageSize} B from a real SQLite database (${(dataBytes / MB).toFixed(1)} MiB), one core`,
     '',
-    `${machine.cpu}, Node ${machine.node}. MiB/s of page data per CPU-second, best of ${rounds} rounds; load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs during the run.`,
+    `${machine.cpu}, Node ${machine.node}. MiB/s of page data per CPU-second, best of ${rounds} rounds; load average ${(loadavg()[0] ?? 0).toFixed(1)} on ${cpus().length} CPUs during the run.`,
     '',
     `LZ4 block pages are decoded by the ${lz4DecoderKind === 'native' ? 'native (lz4-napi)' : 'JS'} decoder; the default ('native') compressor is ${lz4CompressorKind === 'native' ? 'lz4-napi' : 'the JS one (lz4-napi not loaded)'} (LTXVFS_LZ4=js forces JS for both). CRC-64 (file checksum): ${crc64MBps}.`,
     '',

@@ -101,8 +101,9 @@ class DelayedPipe {
 
   private flush(): void {
     const now = performance.now();
-    while (this.queue.length > 0 && this.queue[0]!.due <= now + 0.5) {
-      const { chunk } = this.queue.shift()!;
+    for (let head = this.queue[0]; head !== undefined && head.due <= now + 0.5; head = this.queue[0]) {
+      this.queue.shift();
+      const { chunk } = head;
       this.queuedBytes -= chunk.length;
       if (!this.to.destroyed) this.to.write(chunk);
     }

@@ -50,7 +50,7 @@ export interface ReplicationBenchResult {
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
 async function measureLag(opts: {
@@ -208,7 +208,8 @@ export interface ThroughputComparison {
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+  const upper = s[mid] ?? Number.NaN;
+  return s.length % 2 ? upper : ((s[mid - 1] ?? Number.NaN) + upper) / 2;
 }
 
 /**

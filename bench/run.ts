@@ -2,6 +2,7 @@
 import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import bytes from 'bytes-iec';
 import { Command } from 'commander';
 import { type Dataset, makeDataset } from './datasets.js';
 import { type LatencyProxy, startLatencyProxy } from './proxy.js';
@@ -43,20 +44,15 @@ export interface BenchContext {
 const ALL_SECTIONS = ['reads', 'replication', 'scale-out', 'ltx', 'compaction', 'cold-pages'] as const;
 type SectionId = (typeof ALL_SECTIONS)[number];
 
+/**
+ * `10MiB`, `1GiB`, `500KB` (KiB = 1024, kB = 1000). bytes-iec rather than bytes: bytes reads
+ * `KB` as 1024 and does not know `MiB`, which would change what `--sizes 500KB` means.
+ */
 function parseSize(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(b|kib|kb|mib|mb|gib|gb)?$/i.exec(text.trim());
-  if (!m) throw new Error(`invalid size "${text}": expected e.g. 10MiB, 1GiB, 500KB`);
-  const unit = (m[2] ?? 'b').toLowerCase();
-  const factor: Record<string, number> = {
-    b: 1,
-    kib: 1024,
-    kb: 1000,
-    mib: 1024 ** 2,
-    mb: 1000 ** 2,
-    gib: 1024 ** 3,
-    gb: 1000 ** 3,
-  };
-  return Math.round(Number(m[1]) * factor[unit]!);
+  const size = bytes.parse(text.trim(), { mode: 'metric' });
+  if (size === null || !Number.isFinite(size) || size < 0)
+    throw new Error(`invalid size "${text}": expected e.g. 10MiB, 1GiB, 500KB`);
+  return size;
 }
 
 /** Bandwidth like `100MB/s`, `1Gbit`, `0` (unlimited); returns bytes per second. */
@@ -121,7 +117,7 @@ async function main(argv: string[]): Promise<number> {
   const outDir = path.resolve(root, o.out);
   await mkdir(path.join(workDir, 'datasets'), { recursive: true });
   const started = new Date();
-  const loadAtStart = os.loadavg()[0]!;
+  const [loadAtStart = 0] = os.loadavg();
   const t0 = performance.now();
   const log = (line: string) => {
     const s = ((performance.now() - t0) / 1000).toFixed(1).padStart(6);
@@ -244,7 +240,7 @@ async function main(argv: string[]): Promise<number> {
     command: `npm run bench --${argv.slice(2).length ? ` ${argv.slice(2).join(' ')}` : ''}`,
     startedAt: started.toISOString(),
     finishedAt: new Date().toISOString(),
-    machine: { ...machineInfo(), loadAverage: { start: loadAtStart, end: os.loadavg()[0]! } },
+    machine: { ...machineInfo(), loadAverage: { start: loadAtStart, end: os.loadavg()[0] ?? 0 } },
     settings: {
       sizes: sizes.map(formatBytes).join(', '),
       rttMs,

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -22,11 +22,11 @@ const READER_SCRIPT = fileURLToPath(new URL('./scale-out-reader.js', import.meta
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
 interface Reader {
-  child: ChildProcess;
+  child: ChildProcessWithoutNullStreams;
   ready: Promise<{ openMs: number }>;
   result: Promise<ReaderResult>;
 }
@@ -36,15 +36,15 @@ function startReader(url: string, measureMs: number, sampleMs: number, pollMs: n
     process.execPath,
     [READER_SCRIPT, url, String(measureMs), String(sampleMs), String(pollMs)],
     {
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: 'pipe',
       env: process.env,
     },
   );
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => {
+  child.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();
   });
-  const lines = createInterface({ input: child.stdout! });
+  const lines = createInterface({ input: child.stdout });
   let onReady: (v: { openMs: number }) => void;
   let onResult: (v: ReaderResult) => void;
   let onError: (e: Error) => void;
@@ -134,7 +134,7 @@ export async function runScaleOutSection(ctx: BenchContext): Promise<BenchSectio
           readers.push(...batch);
           opened.push(...(await Promise.all(batch.map((r) => r.ready))));
         }
-        for (const r of readers) r.child.stdin!.write('go\n');
+        for (const r of readers) r.child.stdin.write('go\n');
         const results = await Promise.all(readers.map((r) => r.result));
         const seconds = measureMs / 1000;
         const requests = results.reduce((a, r) => a + r.requests.list + r.requests.get + r.requests.head, 0);

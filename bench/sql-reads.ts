@@ -37,7 +37,7 @@ interface Query {
   params: (ds: Dataset, random: () => number) => SqlValue[];
 }
 
-const QUERIES: Query[] = [
+const QUERIES: readonly [point: Query, range: Query, scan: Query] = [
   {
     id: 'point',
     label: 'point lookup',
@@ -81,7 +81,7 @@ interface Measurement {
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+  return sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN;
 }
 
 function seeded(seed: number): () => number {
@@ -179,7 +179,7 @@ export async function runReadPathSections(
 
       for (const query of QUERIES) {
         const random = seeded(ds.rows + query.id.length);
-        const samples: Record<string, Measurement[]> = {
+        const samples: Record<(typeof APPROACH)[keyof typeof APPROACH], Measurement[]> = {
           [APPROACH.ltxvfs]: [],
           [APPROACH.listPath]: [],
           [APPROACH.perPage]: [],
@@ -192,10 +192,10 @@ export async function runReadPathSections(
         const perPageTooSlow = query.id === 'scan' && perPageEstimateS > (ctx.mode === 'quick' ? 60 : 300);
         for (let i = 0; i < n; i++) {
           const params = query.params(ds, random);
-          samples[APPROACH.ltxvfs]!.push(await viaVfs(query, params, 'manifest'));
-          samples[APPROACH.listPath]!.push(await viaVfs(query, params, 'list'));
-          if (!perPageTooSlow) samples[APPROACH.perPage]!.push(await viaVfs(query, params, 'per-page'));
-          samples[APPROACH.restore]!.push(viaRestore(query, params));
+          samples[APPROACH.ltxvfs].push(await viaVfs(query, params, 'manifest'));
+          samples[APPROACH.listPath].push(await viaVfs(query, params, 'list'));
+          if (!perPageTooSlow) samples[APPROACH.perPage].push(await viaVfs(query, params, 'per-page'));
+          samples[APPROACH.restore].push(viaRestore(query, params));
         }
         for (const [approach, list] of Object.entries(samples)) {
           const group = `${query.short}, ${size}`;
@@ -276,8 +276,8 @@ export async function runReadPathSections(
       const random = seeded(42);
       const ids = Array.from({ length: lookups }, () => 1 + Math.floor(random() * ds.rows));
       const hydratedDb = await ltx.open(`file:${name}?vfs=ltx`);
-      const hydrated = await timeLookups(ids, (id) => hydratedDb.get(QUERIES[0]!.sql, [id]));
-      const hydratedScan = await timeOnce(() => hydratedDb.all(QUERIES[2]!.sql));
+      const hydrated = await timeLookups(ids, (id) => hydratedDb.get(QUERIES[0].sql, [id]));
+      const hydratedScan = await timeOnce(() => hydratedDb.all(QUERIES[2].sql));
       const requestsDuringHydratedReads = requestsOf(client.stats()) - requestsOf(hstats);
       await hydratedDb.close();
       await ltx.unregisterReplica(name);
@@ -290,10 +290,10 @@ export async function runReadPathSections(
         cacheBytes: Math.max(64 << 20, ds.bytes * 2),
       });
       const warmDb = await ltx.open(`file:${warmName}?vfs=ltx`);
-      await warmDb.all(QUERIES[2]!.sql); // fills the cache
+      await warmDb.all(QUERIES[2].sql); // fills the cache
       const before = requestsOf(warmClient.stats());
-      const warm = await timeLookups(ids, (id) => warmDb.get(QUERIES[0]!.sql, [id]));
-      const warmScan = await timeOnce(() => warmDb.all(QUERIES[2]!.sql));
+      const warm = await timeLookups(ids, (id) => warmDb.get(QUERIES[0].sql, [id]));
+      const warmScan = await timeOnce(() => warmDb.all(QUERIES[2].sql));
       const warmRequests = requestsOf(warmClient.stats()) - before;
       await warmDb.close();
       await ltx.unregisterReplica(warmName);
@@ -301,9 +301,9 @@ export async function runReadPathSections(
 
       // The restored file is a local copy of exactly the replica's database.
       const local = new Database(restoredPath, { readonly: true });
-      const stmt = local.prepare(QUERIES[0]!.sql);
+      const stmt = local.prepare(QUERIES[0].sql);
       const native = await timeLookups(ids, async (id) => stmt.get(id));
-      const nativeScan = await timeOnce(async () => local.prepare(QUERIES[2]!.sql).all());
+      const nativeScan = await timeOnce(async () => local.prepare(QUERIES[2].sql).all());
       local.close();
 
       warmRows.push(

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type BenchReport, renderColdChart, renderColdSummary, writeReport } from '../bench/report.js';
 import { findTables } from '../bench/sections-external.js';
+import { defined } from './support/defined.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
 /** The benchmark's report writer: what the README quotes must be what was measured. */
@@ -86,8 +87,8 @@ describe('bench report', () => {
     const report = sampleReport();
     const files = await writeReport(report, temp.dir, 'r');
     expect(files.map((f) => path.basename(f))).toEqual(['r.json', 'r.md', 'r.svg']);
-    expect(JSON.parse(await readFile(files[0]!, 'utf8'))).toEqual(report);
-    const md = await readFile(files[1]!, 'utf8');
+    expect(JSON.parse(await readFile(defined(files[0]), 'utf8'))).toEqual(report);
+    const md = await readFile(defined(files[1]), 'utf8');
     expect(md).toContain('- Command: `npm run bench -- --quick`');
     expect(md).toContain('| 8 MiB | point lookup | ltxvfs | 300 | 13 | 1 KiB |');
     expect(md).toContain('| 8 MiB | full scan | restore | - | - | not run: est. 60 s |');
@@ -118,7 +119,7 @@ describe('bench report', () => {
     expect(svg.match(/not run \(~60 s\)/g)).toHaveLength(2);
     // log scale: 1200 ms is drawn longer than 300 ms
     const widths = bars.map((m) => Number(m[1]));
-    expect(widths[1]!).toBeGreaterThan(widths[0]!);
+    expect(defined(widths[1])).toBeGreaterThan(defined(widths[0]));
   });
 
   it('finds the flat tables inside another suite result, and only those', () => {

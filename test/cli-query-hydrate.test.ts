@@ -13,6 +13,7 @@ import { restore } from '../src/replica/restore.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { ReplicaClient } from '../src/storage/types.js';
 import { formatTxid } from '../src/util/txid.js';
+import { defined } from './support/defined.js';
 import { fillTable, TestPrimary } from './support/replica-fixture.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
@@ -88,7 +89,7 @@ describe('ltxvfs query --hydrate (stderr not a terminal)', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual([{ n: 12_500 }]);
-    expect(Buffer.compare(readFileSync(hydrated), primary.images.get(3)!)).toBe(0);
+    expect(Buffer.compare(readFileSync(hydrated), defined(primary.images.get(3)))).toBe(0);
     expect(existsSync(`${hydrated}.tmp`)).toBe(false);
     expectValidDatabase(hydrated, 12_500);
     await expectSameAsRestore(hydrated, 3);
@@ -125,9 +126,9 @@ describe('ltxvfs query --hydrate (stderr not a terminal)', () => {
     // One UPDATE of one row: the leaf page and page 1, not the whole database again.
     const resumed = /resumes at TXID 0000000000000003: (\d+) of (\d+) pages to fetch/.exec(second.stderr);
     expect(resumed, second.stderr).not.toBeNull();
-    expect(Number(resumed![1])).toBeLessThanOrEqual(4);
+    expect(Number(defined(resumed)[1])).toBeLessThanOrEqual(4);
     expect(second.stderr).toContain(`hydrated ${hydrated} at TXID ${formatTxid(4)}`);
-    expect(Buffer.compare(readFileSync(hydrated), primary.images.get(4)!)).toBe(0);
+    expect(Buffer.compare(readFileSync(hydrated), defined(primary.images.get(4)))).toBe(0);
     expectValidDatabase(hydrated, 12_500);
     await expectSameAsRestore(hydrated, 4);
   });

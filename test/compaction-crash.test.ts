@@ -15,6 +15,7 @@ import {
   SimulatedPrimary,
   sameBytes,
 } from './support/compaction-harness.js';
+import { defined } from './support/defined.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 import { removeBuild, transpileTree } from './support/transpile.js';
 
@@ -168,7 +169,7 @@ describe('compaction killed at random points', () => {
       }
       // Every TXID from the oldest snapshot on is still held by some level 0..8 file, L0 files are
       // only gone where L1 covers them, and the TXIDs stored files end at restore byte-identical.
-      const oldestSnapshot = Math.min(...listing.get(9)!.map((f) => f.maxTxid));
+      const oldestSnapshot = Math.min(...defined(listing.get(9)).map((f) => f.maxTxid));
       const covering: LtxFileInfo[] = [];
       for (let level = 0; level <= 8; level++) covering.push(...(listing.get(level) ?? []));
       for (let txid = oldestSnapshot + 1; txid <= primary.txid; txid++) {
@@ -177,7 +178,7 @@ describe('compaction killed at random points', () => {
           `TXID ${txid} is held`,
         ).toBe(true);
       }
-      const l1Max = Math.max(...listing.get(1)!.map((f) => f.maxTxid));
+      const l1Max = Math.max(...defined(listing.get(1)).map((f) => f.maxTxid));
       const l0 = new Set((listing.get(0) ?? []).map((f) => f.maxTxid));
       for (let txid = l1Max + 1; txid <= primary.txid; txid++) expect(l0.has(txid), `L0 ${txid}`).toBe(true);
       const cache: DecodeCache = new Map();
@@ -185,7 +186,7 @@ describe('compaction killed at random points', () => {
       for (const f of covering) if (f.maxTxid >= oldestSnapshot) ends.add(f.maxTxid);
       for (const txid of ends) {
         const { image } = await restoreForTest(client, listing, txid, cache);
-        expect(sameBytes(image, primary.images.get(txid)!), `TXID ${txid}`).toBe(true);
+        expect(sameBytes(image, defined(primary.images.get(txid))), `TXID ${txid}`).toBe(true);
       }
       primary.close();
     },

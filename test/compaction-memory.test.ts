@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeLtxFile, LtxEncoder, type LtxHeader } from '../src/ltx/index.js';
 import { FileReplicaClient } from '../src/storage/file-client.js';
 import { removeStaleSpools, SpoolFile } from '../src/storage/local-source.js';
+import { defined } from './support/defined.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 import { projectRoot, removeBuild, transpileTree } from './support/transpile.js';
 
@@ -73,7 +74,7 @@ async function writeL0(
     const page = new Uint8Array(PAGE_SIZE);
     for (const pgno of pgnos) {
       randomFillSync(page);
-      firstBytes.set(pgno, page[0]!);
+      firstBytes.set(pgno, defined(page[0]));
       spool.writeSync(encoder.writePage(pgno, page));
     }
     spool.writeSync(encoder.finish());
@@ -95,7 +96,7 @@ function runChild(env: Record<string, string>): Promise<Measured> {
       { env: { ...process.env, ...env }, maxBuffer: MiB },
       (err, stdout, stderr) => {
         if (err) reject(new Error(`child failed: ${err.message}\n${stderr}`));
-        else resolve(JSON.parse(stdout.trim().split('\n').pop()!) as Measured);
+        else resolve(JSON.parse(defined(stdout.trim().split('\n').pop())) as Measured);
       },
     );
   });
@@ -143,7 +144,7 @@ describe('compaction memory', () => {
   it('a temp output left by a killed process is removed; live ones are not', async () => {
     const dir = join(temp.dir, 'stale');
     await mkdir(dir);
-    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const dead = defined(spawnSync(process.execPath, ['-e', '0']).pid);
     const ours = new SpoolFile(dir);
     ours.writeSync(new Uint8Array(10));
     const left = join(dir, `.ltxvfs-spool-${dead}-0123456789ab.spool.tmp`);

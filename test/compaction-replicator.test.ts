@@ -9,6 +9,7 @@ import { openReplicaClient } from '../src/storage/index.js';
 import { isLtxvfsError } from '../src/util/errors.js';
 import type { CompactionConfig } from '../src/writer/compaction/compaction-config.js';
 import { Replicator } from '../src/writer/replicator.js';
+import { defined } from './support/defined.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 import { expectRestoresMatch, syncAndRecord } from './support/writer-harness.js';
 
@@ -103,12 +104,18 @@ describe('compaction inside the replicator', () => {
     db.close();
     expect((await verifyReplica(client)).problems).toEqual([]);
     const after = await listAllLevels(client);
-    expect(after.get(0)!.length).toBeLessThan(listing.get(0)!.length);
-    expect(after.get(9)!.every((f) => f.maxTxid > Math.max(...listing.get(9)!.map((s) => s.maxTxid)))).toBe(
-      true,
-    );
+    expect(defined(after.get(0)).length).toBeLessThan(defined(listing.get(0)).length);
+    expect(
+      defined(after.get(9)).every(
+        (f) => f.maxTxid > Math.max(...defined(listing.get(9)).map((s) => s.maxTxid)),
+      ),
+    ).toBe(true);
     const latest = Math.max(...later.keys());
-    await expectRestoresMatch(client, new Map([[latest, later.get(latest)!]]), join(tmp.dir, 'restores'));
+    await expectRestoresMatch(
+      client,
+      new Map([[latest, defined(later.get(latest))]]),
+      join(tmp.dir, 'restores'),
+    );
     const err = await restore({ client, outPath: join(tmp.dir, 'old.db'), txid: 2 }).catch((e: unknown) => e);
     expect(isLtxvfsError(err, 'TXID_NOT_AVAILABLE'), String(err)).toBe(true);
     // Snapshots and compaction outputs were spooled through temp files beside the local state;

@@ -15,6 +15,7 @@ import {
   SimulatedPrimary,
   sameBytes,
 } from './support/compaction-harness.js';
+import { defined } from './support/defined.js';
 import { createTestBucket, describeS3 } from './support/s3.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
@@ -102,15 +103,19 @@ describe('compaction on the file backend (injected clock)', () => {
     expect([...listing.keys()]).toEqual([0, 1, 2, 3, 9]);
     const latest = run.primary.txid;
     for (const level of [1, 2, 3]) {
-      const files = listing.get(level)!;
+      const files = defined(listing.get(level));
       expect(findLevelGaps(files), `L${level}`).toEqual([]);
-      expect(files[0]!.minTxid, `L${level} starts at TXID 1`).toBe(1);
+      expect(defined(files[0]).minTxid, `L${level} starts at TXID 1`).toBe(1);
     }
     // L1 lags L0 by at most one L1 interval (5 commits at most at 1 commit/s).
-    expect(latest - listing.get(1)!.at(-1)!.maxTxid).toBeLessThanOrEqual(5);
-    expect(listing.get(9)!.map((f) => f.minTxid)).toEqual(listing.get(9)!.map(() => 1));
-    expect(run.scheduler.stats()).toMatchObject({ snapshots: listing.get(9)!.length, deleted: 0, errors: 0 });
-    expect(listing.get(9)!.length).toBeGreaterThanOrEqual(2);
+    expect(latest - defined(defined(listing.get(1)).at(-1)).maxTxid).toBeLessThanOrEqual(5);
+    expect(defined(listing.get(9)).map((f) => f.minTxid)).toEqual(defined(listing.get(9)).map(() => 1));
+    expect(run.scheduler.stats()).toMatchObject({
+      snapshots: defined(listing.get(9)).length,
+      deleted: 0,
+      errors: 0,
+    });
+    expect(defined(listing.get(9)).length).toBeGreaterThanOrEqual(2);
     await expectAllFilesValid(client, listing);
 
     // Files a restore needs at each level: bounded by how many of that level fit in the next one.
@@ -119,12 +124,12 @@ describe('compaction on the file backend (injected clock)', () => {
     const cache: DecodeCache = new Map();
     for (let txid = 1; txid <= latest; txid++) {
       const { image, files } = await restoreForTest(client, listing, txid, cache);
-      expect(sameBytes(image, run.primary.images.get(txid)!), `TXID ${txid}`).toBe(true);
+      expect(sameBytes(image, defined(run.primary.images.get(txid))), `TXID ${txid}`).toBe(true);
       const byLevel = new Map<number, number>();
       for (const f of files) byLevel.set(f.level, (byLevel.get(f.level) ?? 0) + 1);
       expect(byLevel.get(9) ?? 0).toBeLessThanOrEqual(1);
       for (const [level, n] of byLevel)
-        if (level < 9) expect(n, `TXID ${txid} L${level}`).toBeLessThanOrEqual(perLevelBound[level]!);
+        if (level < 9) expect(n, `TXID ${txid} L${level}`).toBeLessThanOrEqual(defined(perLevelBound[level]));
       largestPlan = Math.max(largestPlan, files.length);
     }
     const latestPlan = await restoreForTest(client, listing, latest);
@@ -181,15 +186,15 @@ describe('compaction on the file backend (injected clock)', () => {
 
     // The rules of section 2.5, applied here to what was written, independently of the code.
     const snaps = run.primary.snapshots;
-    const newestSnap = snaps.at(-1)!;
+    const newestSnap = defined(snaps.at(-1));
     const keptSnaps = snaps.filter(
       (f) => f === newestSnap || f.createdAt.getTime() >= now - config.retentionMs,
     );
     const floor = Math.max(...snaps.filter((f) => !keptSnaps.includes(f)).map((f) => f.maxTxid));
     expect(names(listing.get(9))).toEqual(names(keptSnaps));
     expect(floor).toBeGreaterThan(1);
-    const l1Max = Math.max(...listing.get(1)!.map((f) => f.maxTxid));
-    const newestL0 = run.primary.l0.at(-1)!;
+    const l1Max = Math.max(...defined(listing.get(1)).map((f) => f.maxTxid));
+    const newestL0 = defined(run.primary.l0.at(-1));
     const keptL0 = run.primary.l0.filter(
       (f) => f === newestL0 || f.maxTxid > l1Max || f.createdAt.getTime() >= now - config.l0RetentionMs,
     );
@@ -200,7 +205,7 @@ describe('compaction on the file backend (injected clock)', () => {
       expect(names(listing.get(level)), `L${level}`).toEqual(
         names(ever.filter((f) => f === newest || f.maxTxid >= floor)),
       );
-      expect(findLevelGaps(listing.get(level)!), `L${level}`).toEqual([]);
+      expect(findLevelGaps(defined(listing.get(level))), `L${level}`).toEqual([]);
     }
     expect(run.scheduler.stats().deleted).toBeGreaterThan(0);
     await expectAllFilesValid(client, listing);
@@ -219,7 +224,7 @@ describe('compaction on the file backend (injected clock)', () => {
     for (const txid of [...ends].sort((a, b) => a - b)) {
       if (txid < oldestKept) continue;
       const { image } = await restoreForTest(client, listing, txid, cache);
-      expect(sameBytes(image, run.primary.images.get(txid)!), `TXID ${txid}`).toBe(true);
+      expect(sameBytes(image, defined(run.primary.images.get(txid))), `TXID ${txid}`).toBe(true);
       checked++;
     }
     expect(checked).toBeGreaterThan(keptL0.length);
@@ -288,16 +293,18 @@ describeS3('compaction on S3', () => {
     const run = await simulate(client, config, 150, { seed: 5, start });
     const stats = client.stats();
     const listing = await listAll(client);
-    for (const level of [1, 2]) expect(findLevelGaps(listing.get(level)!)).toEqual([]);
+    for (const level of [1, 2]) expect(findLevelGaps(defined(listing.get(level)))).toEqual([]);
     const written = [...listing.values()].reduce((n, files) => n + files.length, 0);
     // Every file in the bucket was one create-only PUT, and nothing else was put.
     expect(stats.put).toBe(written);
     expect(stats.delete).toBe(0);
-    expect(run.scheduler.stats().compactions).toBe(listing.get(1)!.length + listing.get(2)!.length);
+    expect(run.scheduler.stats().compactions).toBe(
+      defined(listing.get(1)).length + defined(listing.get(2)).length,
+    );
     const cache: DecodeCache = new Map();
     for (let txid = 1; txid <= run.primary.txid; txid++) {
       const { image } = await restoreForTest(client, listing, txid, cache);
-      expect(sameBytes(image, run.primary.images.get(txid)!), `TXID ${txid}`).toBe(true);
+      expect(sameBytes(image, defined(run.primary.images.get(txid))), `TXID ${txid}`).toBe(true);
     }
     await client.close();
   });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openReplicaClient } from '../src/storage/index.js';
+import { defined } from './support/defined.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
 // `ltxvfs replicate --config` through the built CLI (npm test builds dist/ first).
@@ -42,11 +43,11 @@ describe('ltxvfs replicate --config', () => {
       ['ra', 'a'],
       ['rb', 'b'],
     ]) {
-      const files = await openReplicaClient(join(tmp.dir, replica)).listFiles(0);
+      const files = await openReplicaClient(join(tmp.dir, defined(replica))).listFiles(0);
       expect(files.map((f) => [f.minTxid, f.maxTxid])).toEqual([[1, 1]]);
       // each replica holds its own database (not the other's, not an empty one)
       const out = join(tmp.dir, `${replica}-restored.db`);
-      const restored = await run(['restore', join(tmp.dir, replica), '-o', out]);
+      const restored = await run(['restore', join(tmp.dir, defined(replica)), '-o', out]);
       expect(restored.code, restored.stderr).toBe(0);
       const db = new Database(out, { readonly: true });
       expect(db.prepare('SELECT x FROM t').all()).toEqual([{ x: row }]);

@@ -6,6 +6,7 @@ import { loadConfigFile, parseCompactionFlags, parseConfigText } from '../src/cl
 import { formatRequestStats } from '../src/cli/request-stats.js';
 import { isLtxvfsError } from '../src/util/errors.js';
 import { DEFAULT_COMPACTION_CONFIG } from '../src/writer/compaction/compaction-config.js';
+import { defined } from './support/defined.js';
 
 const S = 1000;
 const M = 60 * S;
@@ -143,7 +144,7 @@ describe('config file', () => {
         BUCKET: 'prod',
       },
     );
-    expect(c.dbs[0]!.replicaUrl).toBe('s3://prod/a');
+    expect(defined(c.dbs[0]).replicaUrl).toBe('s3://prod/a');
   });
 
   const bad: Array<[string, RegExp]> = [

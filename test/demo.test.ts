@@ -3,6 +3,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { defined } from './support/defined.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
 /**
@@ -37,22 +38,23 @@ describe('ltxvfs demo', () => {
     expect(stdout).toMatch(/hydrate\s+done in [\d.]+ s: all \d+ pages/);
     // following: several reports, with TXIDs that only move forward
     const txids = [...stdout.matchAll(/replica\s+TXID ([0-9a-f]{16})\s+([\d,]+) reviews/g)].map((m) =>
-      Number.parseInt(m[1]!, 16),
+      Number.parseInt(defined(m[1]), 16),
     );
     expect(txids.length).toBeGreaterThanOrEqual(4);
-    for (let i = 1; i < txids.length; i++) expect(txids[i]!).toBeGreaterThanOrEqual(txids[i - 1]!);
-    expect(txids.at(-1)!).toBeGreaterThan(txids[0]!);
+    for (let i = 1; i < txids.length; i++)
+      expect(defined(txids[i])).toBeGreaterThanOrEqual(defined(txids[i - 1]));
+    expect(defined(txids.at(-1))).toBeGreaterThan(defined(txids[0]));
     // history: the old version of review #1 differs from the latest one
     const history = [...stdout.matchAll(/history\s+(.+?)\s+-> (#1 .*)/g)];
     expect(history).toHaveLength(2);
-    expect(history[0]![1]).toMatch(/^file:replica\.db\?vfs=ltx&txid=[0-9a-f]{16}$/);
-    expect(history[1]![2]).toContain('Changed my mind after a second visit.');
-    expect(history[0]![2]).not.toContain('Changed my mind');
+    expect(defined(history[0])[1]).toMatch(/^file:replica\.db\?vfs=ltx&txid=[0-9a-f]{16}$/);
+    expect(defined(history[1])[2]).toContain('Changed my mind after a second visit.');
+    expect(defined(history[0])[2]).not.toContain('Changed my mind');
     expect(stdout).toMatch(/caught up at TXID [0-9a-f]{16}: ([\d,]+) reviews; the primary has \1 \(same\)/);
     expect(stdout).toContain('ltxvfs restore');
     const dir = /primary\s+(\S+)\/sandwiches\.db/.exec(stdout)?.[1];
     expect(dir).toBeDefined();
-    expect(existsSync(dir!)).toBe(false);
+    expect(existsSync(defined(dir))).toBe(false);
   });
 
   it('--dir keeps a replica that SQLite and the other commands can use', async () => {

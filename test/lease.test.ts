@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileReplicaClient } from '../src/storage/index.js';
 import { formatRfc3339Nano, Lease, parseRfc3339 } from '../src/writer/lease.js';
+import { defined } from './support/defined.js';
 import { rejection } from './support/rejection.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
@@ -192,8 +193,10 @@ describe('writer lease (lock.json) on the file backend with an injected clock', 
   it('RFC3339Nano as Go writes and reads it', () => {
     expect(formatRfc3339Nano(new Date('2026-03-01T12:00:30.120Z'))).toBe('2026-03-01T12:00:30.12Z');
     expect(formatRfc3339Nano(new Date('2026-03-01T12:00:30.000Z'))).toBe('2026-03-01T12:00:30Z');
-    expect(parseRfc3339('2026-03-01T12:00:30.123456789Z')!.toISOString()).toBe('2026-03-01T12:00:30.123Z');
-    expect(parseRfc3339('2026-03-01T14:00:30+02:00')!.toISOString()).toBe('2026-03-01T12:00:30.000Z');
+    expect(defined(parseRfc3339('2026-03-01T12:00:30.123456789Z')).toISOString()).toBe(
+      '2026-03-01T12:00:30.123Z',
+    );
+    expect(defined(parseRfc3339('2026-03-01T14:00:30+02:00')).toISOString()).toBe('2026-03-01T12:00:30.000Z');
     expect(parseRfc3339('yesterday')).toBeUndefined();
   });
 });

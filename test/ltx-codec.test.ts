@@ -27,6 +27,7 @@ import {
 } from '../src/ltx/index.js';
 import { decodeLz4Frame, encodeLz4Frame } from '../src/ltx/lz4-frame.js';
 import { isLtxvfsError } from '../src/util/errors.js';
+import { defined } from './support/defined.js';
 
 beforeAll(async () => {
   await initZstd();
@@ -163,7 +164,9 @@ describe('LZ4 block codec', () => {
         fc.nat(),
         (log, junk, n) => {
           const pageSize = 512 << log;
-          const page = new Uint8Array(pageSize).map((_, i) => junk[(i * 7 + n) % junk.length] ^ (i >> 6));
+          const page = new Uint8Array(pageSize).map(
+            (_, i) => defined(junk[(i * 7 + n) % junk.length]) ^ (i >> 6),
+          );
           const block = new Uint8Array(lz4Bound(pageSize));
           const len = lz4CompressBlock(page, block);
           expect(Buffer.from(lz4DecompressPage(block, 0, len, pageSize)).equals(Buffer.from(page))).toBe(
@@ -249,7 +252,7 @@ describe('LZ4 block codec', () => {
           fc.uint8Array({ minLength: 1, maxLength: 5000 }),
           fc
             .tuple(fc.uint8Array({ minLength: 1, maxLength: 40 }), fc.integer({ min: 1, max: 65536 }))
-            .map(([unit, n]) => new Uint8Array(n).map((_, i) => unit[i % unit.length] ^ (i >> 9))),
+            .map(([unit, n]) => new Uint8Array(n).map((_, i) => defined(unit[i % unit.length]) ^ (i >> 9))),
         ),
         (data) => {
           const block = lz4CompressNative(data);
@@ -272,7 +275,7 @@ describe('LZ4 block codec', () => {
           fc.uint8Array({ minLength: 0, maxLength: 5000 }),
           fc
             .tuple(fc.uint8Array({ minLength: 1, maxLength: 40 }), fc.integer({ min: 1, max: 65536 }))
-            .map(([unit, n]) => new Uint8Array(n).map((_, i) => unit[i % unit.length])),
+            .map(([unit, n]) => new Uint8Array(n).map((_, i) => defined(unit[i % unit.length]))),
         ),
         (data) => {
           const out = new Uint8Array(lz4Bound(data.length));
@@ -297,7 +300,7 @@ const pageContent = (pageSize: number) =>
     fc.integer({ min: 0, max: 255 }).map((b) => new Uint8Array(pageSize).fill(b)),
     fc
       .uint8Array({ minLength: 1, maxLength: 64 })
-      .map((u) => new Uint8Array(pageSize).map((_, i) => u[i % u.length])),
+      .map((u) => new Uint8Array(pageSize).map((_, i) => defined(u[i % u.length]))),
     fc.integer().map((seed) => {
       let x = seed | 1;
       return new Uint8Array(pageSize).map(() => {
@@ -383,7 +386,7 @@ describe('LTX round trip (property)', () => {
           expect(f.pages.map((p) => p.pgno)).toEqual(s.pages.map((p) => p.pgno));
           for (const [i, p] of f.pages.entries()) {
             expect(p.encoding).toBe(s.encoding);
-            expect(Buffer.from(p.data).equals(Buffer.from(s.pages[i].data))).toBe(true);
+            expect(Buffer.from(p.data).equals(Buffer.from(defined(s.pages[i]).data))).toBe(true);
           }
           if (!s.noChecksum && s.snapshot)
             expect(f.trailer.postApplyChecksum).toBe(databaseChecksum(s.pages));
@@ -392,7 +395,7 @@ describe('LTX round trip (property)', () => {
           expect(await d.header()).toEqual(header);
           let i = 0;
           for await (const p of d.pages())
-            expect(Buffer.from(p.data).equals(Buffer.from(s.pages[i++].data))).toBe(true);
+            expect(Buffer.from(p.data).equals(Buffer.from(defined(s.pages[i++]).data))).toBe(true);
           expect(i).toBe(s.pages.length);
           expect((await d.trailer()).trailer).toEqual(f.trailer);
           // Random access from a tail of arbitrary length.
@@ -406,12 +409,12 @@ describe('LTX round trip (property)', () => {
           expect(t.index).toEqual(f.index);
           for (const [k, e] of t.index.entries()) {
             const page = decodePageFrame(file.subarray(e.offset, e.offset + e.size), s.pageSize, e.pgno);
-            expect(Buffer.from(page).equals(Buffer.from(s.pages[k].data))).toBe(true);
+            expect(Buffer.from(page).equals(Buffer.from(defined(s.pages[k]).data))).toBe(true);
             if (s.encoding === 'lz4-block') {
               // Whichever decoder is in use above, the JS decoder reads the same block too.
               const js = new Uint8Array(s.pageSize);
               lz4DecompressBlock(file, e.offset + 10, e.offset + e.size, js, 0, s.pageSize);
-              expect(Buffer.from(js).equals(Buffer.from(s.pages[k].data))).toBe(true);
+              expect(Buffer.from(js).equals(Buffer.from(defined(s.pages[k]).data))).toBe(true);
             }
           }
         },

@@ -14,6 +14,7 @@ import {
   parsePageIndexTail,
 } from '../src/ltx/index.js';
 import { isLtxvfsError } from '../src/util/errors.js';
+import { defined, flipByte } from './support/defined.js';
 
 // The samples below are built at load time, zstd included.
 await initZstd();
@@ -60,8 +61,8 @@ const SAMPLES: Array<[string, Uint8Array]> = [
   [
     'snapshot with checksums',
     encodeLtxFile(header({ flags: 0, minTxid: 1, commit: 2 }), [
-      pages()[0],
-      { pgno: 2, data: pages()[1].data },
+      defined(pages()[0]),
+      { pgno: 2, data: defined(pages()[1]).data },
     ]),
   ],
   ['golden legacy_mixed', new Uint8Array(readFileSync(join(goldenDir, 'go_v3_legacy_mixed.ltx')))],
@@ -120,7 +121,9 @@ function samePages(
 ) {
   return (
     a.length === b.length &&
-    a.every((p, i) => p.pgno === b[i].pgno && Buffer.from(p.data).equals(Buffer.from(b[i].data)))
+    a.every(
+      (p, i) => p.pgno === defined(b[i]).pgno && Buffer.from(p.data).equals(Buffer.from(defined(b[i]).data)),
+    )
   );
 }
 
@@ -132,7 +135,7 @@ describe('corruption: every single-byte flip', () => {
       for (let i = 0; i < original.length; i++) {
         for (const mask of [0x01, 0xff]) {
           const bad = original.slice();
-          bad[i] ^= mask;
+          flipByte(bad, i, mask);
           const full = attempt(() => decodeLtxFile(bad));
           if (full.ok) {
             // Undetectable by design only if nothing a reader sees changed (e.g. an equivalent LZ4 match offset).
@@ -178,7 +181,7 @@ describe('corruption: every truncation', () => {
 });
 
 describe('corruption: named errors', () => {
-  const [, file] = SAMPLES[0];
+  const [, file] = defined(SAMPLES[0]);
   const code = (bytes: Uint8Array) => {
     const r = attempt(() => decodeLtxFile(bytes));
     return r.ok ? 'decoded' : (r.error as { code: string; message: string });
@@ -213,7 +216,7 @@ describe('corruption: named errors', () => {
       code: 'LTX_BAD_FLAGS',
       message: expect.stringMatching(/page 1 at offset 100/),
     });
-    const second = decodeLtxFile(file).index[1].offset;
+    const second = defined(decodeLtxFile(file).index[1]).offset;
     expect(code(patched(second + 3, 0x01))).toMatchObject({
       code: 'LTX_PAGE_ORDER',
       message: expect.stringMatching(/page 1 at offset/),
@@ -222,7 +225,7 @@ describe('corruption: named errors', () => {
       code: 'LTX_BAD_PAGE',
       message: expect.stringMatching(/compressed size 4294967295/),
     });
-    expect(code(patched(file.length - 1, file[file.length - 1] ^ 1))).toMatchObject({
+    expect(code(patched(file.length - 1, defined(file.at(-1)) ^ 1))).toMatchObject({
       code: 'LTX_BAD_CHECKSUM',
     });
     expect(code(Buffer.concat([file, new Uint8Array(3)]))).toMatchObject({

@@ -8,6 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { flipByte } from './support/defined.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -80,7 +81,7 @@ describe('ltxvfs inspect', () => {
 
   it('an invalid file exits non-zero with one line naming the file and the problem', async () => {
     const bytes = await readFile(join(golden, 'go_v3_incremental.ltx'));
-    bytes[bytes.length - 1] ^= 0x10;
+    flipByte(bytes, bytes.length - 1, 0x10);
     const bad = join(tmp.dir, 'bad.ltx');
     await writeFile(bad, bytes);
     const r = await run(['inspect', bad, '--json']);

@@ -17,6 +17,7 @@ import {
   type PageEncoding,
   parsePageIndexTail,
 } from '../src/ltx/index.js';
+import { defined } from './support/defined.js';
 
 let sample: SampleDatabase;
 let dir: string;
@@ -85,7 +86,7 @@ describe('real SQLite content (better-sqlite3)', () => {
         const tail = parsePageIndexTail(file, file.length);
         if (tail.kind !== 'ok') throw new Error('index not parsed');
         for (const [i, e] of tail.index.entries()) {
-          const expected = Buffer.from(sample.pages[i].data);
+          const expected = Buffer.from(defined(sample.pages[i]).data);
           const frame = file.subarray(e.offset, e.offset + e.size);
           expect(Buffer.from(decodePageFrame(frame, h.pageSize, e.pgno)).equals(expected)).toBe(true);
           const js = new Uint8Array(h.pageSize);

@@ -10,6 +10,7 @@ import {
 } from '../src/replica/replica.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { ReplicaClient } from '../src/storage/types.js';
+import { defined } from './support/defined.js';
 import { TestPrimary } from './support/replica-fixture.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
@@ -43,7 +44,7 @@ async function hydrated(replica: Replica, txid: number): Promise<void> {
 
 function fileEquals(txid: number): void {
   const onDisk = readFileSync(hydratePath);
-  const image = primary.images.get(txid)!;
+  const image = defined(primary.images.get(txid));
   expect(onDisk.length).toBe(image.length);
   expect(Buffer.compare(onDisk, image)).toBe(0);
 }
@@ -94,16 +95,16 @@ describe('Replica hydration', () => {
     expect(existsSync(`${hydratePath}.tmp`)).toBe(false);
     const status = replica.hydration();
     expect(status.pagesDone).toBe(status.pagesTotal);
-    expect(status.pagesTotal * 4096).toBe(primary.images.get(2)!.length);
+    expect(status.pagesTotal * 4096).toBe(defined(primary.images.get(2)).length);
     expect(events.at(-1)?.state).toBe('done');
     client.resetStats();
     const view = replica.acquireLatest();
     for (let p = 1; p <= view.pageCount; p++) expect(view.readPageSync(p)).toBeDefined();
-    expect(Buffer.compare(await readAll(view), primary.images.get(2)!)).toBe(0);
+    expect(Buffer.compare(await readAll(view), defined(primary.images.get(2)))).toBe(0);
     const historical = await replica.acquireAt({ txid: 1 });
     client.resetStats();
     // Pages unchanged since TXID 1 come from the file too: only the changed ones cost requests.
-    expect(Buffer.compare(await readAll(historical), primary.images.get(1)!)).toBe(0);
+    expect(Buffer.compare(await readAll(historical), defined(primary.images.get(1)))).toBe(0);
     expect(client.stats().get).toBeLessThanOrEqual(20);
     expect(client.stats().get).toBeGreaterThan(0);
     view.release();
@@ -127,8 +128,8 @@ describe('Replica hydration', () => {
     fileEquals(2);
     // The newer view reads the changed pages from the store, the rest from the file.
     const newer = replica.acquireLatest();
-    expect(Buffer.compare(await readAll(newer), primary.images.get(3)!)).toBe(0);
-    expect(Buffer.compare(await readAll(held), primary.images.get(2)!)).toBe(0);
+    expect(Buffer.compare(await readAll(newer), defined(primary.images.get(3)))).toBe(0);
+    expect(Buffer.compare(await readAll(held), defined(primary.images.get(2)))).toBe(0);
     held.release();
     // The newer view pins TXID 3, which is not older than the target: the file may move.
     await hydrated(replica, 3);
@@ -143,7 +144,7 @@ describe('Replica hydration', () => {
     await hydrated(replica, 2);
     expect(replica.cacheStats().pages).toBe(atOpen);
     const old = replica.acquireLatest();
-    expect(Buffer.compare(await readAll(old), primary.images.get(2)!)).toBe(0);
+    expect(Buffer.compare(await readAll(old), defined(primary.images.get(2)))).toBe(0);
     // Every page read from the file is now cached (the lock page is not a frame; there is none here).
     expect(replica.cacheStats().pages).toBe(old.pageCount);
     old.release();
@@ -156,10 +157,10 @@ describe('Replica hydration', () => {
     // sees exactly its own TXID, with no request for pages the cache or file already hold.
     client.resetStats();
     const newer = replica.acquireLatest();
-    expect(Buffer.compare(await readAll(newer), primary.images.get(3)!)).toBe(0);
+    expect(Buffer.compare(await readAll(newer), defined(primary.images.get(3)))).toBe(0);
     expect(client.stats().get).toBe(0);
     const historical = await replica.acquireAt({ txid: 2 });
-    expect(Buffer.compare(await readAll(historical), primary.images.get(2)!)).toBe(0);
+    expect(Buffer.compare(await readAll(historical), defined(primary.images.get(2)))).toBe(0);
     expect(client.stats().get).toBe(0);
     newer.release();
     historical.release();
@@ -248,7 +249,7 @@ describe('Replica hydration on a full disk (a real 512 KiB tmpfs)', () => {
     }
     const { readdirSync } = await import('node:fs');
     const path = join(mountPoint, 'hydrated.db');
-    const image = primary.images.get(2)!;
+    const image = defined(primary.images.get(2));
     expect(image.length).toBeGreaterThan(2 * 512 * 1024); // does not fit
     const replica = await openReplica({ hydratePath: path });
     await waitFor('the hydration to fail', () => replica.hydration().state === 'error');

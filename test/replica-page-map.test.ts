@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { extendChain } from '../src/replica/extend.js';
 import { makeFileIndex, PageMap } from '../src/replica/page-map.js';
 import type { LtxFileInfo } from '../src/storage/types.js';
+import { defined } from './support/defined.js';
 
 function info(level: number, minTxid: number, maxTxid: number, createdAt = 0): LtxFileInfo {
   return { level, minTxid, maxTxid, size: 1000, createdAt: new Date(createdAt) };
@@ -24,8 +25,8 @@ describe('PageMap', () => {
         (files, batchSizes) => {
           // The first file is a snapshot: every page 1..commit, header known.
           files[0] = {
-            commit: files[0].commit,
-            pages: Array.from({ length: files[0].commit }, (_, i) => i + 1),
+            commit: defined(files[0]).commit,
+            pages: Array.from({ length: defined(files[0]).commit }, (_, i) => i + 1),
             headerKnown: true,
           };
           const indexes = files.map((f, i) => {
@@ -51,14 +52,14 @@ describe('PageMap', () => {
           let at = 0;
           let b = 0;
           while (at < indexes.length) {
-            const n = Math.min(batchSizes[b++ % batchSizes.length], indexes.length - at);
+            const n = Math.min(defined(batchSizes[b++ % batchSizes.length]), indexes.length - at);
             const batch = indexes.slice(at, at + n);
             at += n;
             map = map === undefined ? PageMap.build(batch, 60) : map.apply(batch, 60);
             const expected = refAfter[at - 1];
             for (let p = 1; p <= 61; p++) {
               const loc = map.lookup(p);
-              const want = expected.get(p);
+              const want = defined(expected).get(p);
               if (want === undefined) expect(loc).toBeUndefined();
               else expect(loc?.index).toBe(indexes[want]);
               if (loc !== undefined) expect(loc.index.pgnos[loc.entry]).toBe(p);
@@ -105,6 +106,8 @@ describe('extendChain', () => {
       [2, [info(2, 1, 5, 30), info(2, 1, 5, 5)]],
     ]);
     const [first] = extendChain(listing, 0);
-    expect([first.level, first.minTxid, first.createdAt.getTime()]).toEqual([2, 1, 5]);
+    expect([defined(first).level, defined(first).minTxid, defined(first).createdAt.getTime()]).toEqual([
+      2, 1, 5,
+    ]);
   });
 });

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Replica, type ReplicaOptions } from '../src/replica/replica.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { LtxFileInfo, ReplicaClient } from '../src/storage/types.js';
+import { defined } from './support/defined.js';
 import { TestPrimary } from './support/replica-fixture.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
@@ -54,18 +55,18 @@ function snapshotOnlyPages(): number[] {
   for (let i = 1; i < images.length; i++) {
     const a = images[i - 1];
     const b = images[i];
-    for (let p = 0; p * pageSize < b.length; p++) {
+    for (let p = 0; p * pageSize < defined(b).length; p++) {
       if (
         Buffer.compare(
-          a.subarray(p * pageSize, (p + 1) * pageSize),
-          b.subarray(p * pageSize, (p + 1) * pageSize),
+          defined(a).subarray(p * pageSize, (p + 1) * pageSize),
+          defined(b).subarray(p * pageSize, (p + 1) * pageSize),
         ) !== 0
       )
         changed.add(p + 1);
     }
   }
   const out: number[] = [];
-  const pages = images[images.length - 1].length / pageSize;
+  const pages = defined(images[images.length - 1]).length / pageSize;
   for (let p = 1; p <= pages; p++) if (!changed.has(p)) out.push(p);
   return out;
 }
@@ -122,15 +123,15 @@ describe('Replica request counts', () => {
     ];
     for (const pgno of picks) {
       client.resetStats();
-      const page = await view.readPage(pgno);
+      const page = await view.readPage(defined(pgno));
       expect(client.stats().get).toBe(1);
-      const image = primary.images.get(4)!;
-      expect(Buffer.compare(page, image.subarray((pgno - 1) * 4096, pgno * 4096))).toBe(0);
+      const image = defined(primary.images.get(4));
+      expect(Buffer.compare(page, image.subarray((defined(pgno) - 1) * 4096, defined(pgno) * 4096))).toBe(0);
     }
     client.resetStats();
-    for (const pgno of picks) await view.readPage(pgno);
+    for (const pgno of picks) await view.readPage(defined(pgno));
     expect(client.stats().get).toBe(0);
-    expect(view.readPageSync(picks[0])).toBeDefined();
+    expect(view.readPageSync(defined(picks[0]))).toBeDefined();
     view.release();
     await replica.close();
   });
@@ -176,7 +177,7 @@ describe('Replica request counts', () => {
     });
     const replica = await Replica.open(slow, { pollIntervalMs: 0, maxReadAheadBytes: MiB, manifest: false });
     const view = replica.acquireLatest();
-    const image = primary.images.get(4)!;
+    const image = defined(primary.images.get(4));
     const pages = snapshotOnlyPages();
     gets = 0;
     overlapped = 0;
@@ -210,7 +211,7 @@ describe('Replica request counts', () => {
     for (const [i, pgno] of pages.slice(0, -200).entries()) {
       await view.readPage(pgno);
       if (i % 100 === 50) {
-        await view.readPage(far[random++ * 7]);
+        await view.readPage(defined(far[random++ * 7]));
       }
     }
     const limit = Math.ceil(snapshotFile.size / (4 * MiB)) + 8 + random;
@@ -241,9 +242,9 @@ describe('Replica request counts', () => {
     client.resetStats();
     const got = await Promise.all([...run, ...run].map((p) => view.readPage(p)));
     expect(client.stats().get).toBe(1);
-    const image = primary.images.get(4)!;
+    const image = defined(primary.images.get(4));
     run.forEach((p, i) => {
-      expect(Buffer.compare(got[i], image.subarray((p - 1) * 4096, p * 4096))).toBe(0);
+      expect(Buffer.compare(defined(got[i]), image.subarray((p - 1) * 4096, p * 4096))).toBe(0);
     });
     view.release();
     await replica.close();

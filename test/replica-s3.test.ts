@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Replica, type ReplicaView } from '../src/replica/replica.js';
 import type { ReplicaClient } from '../src/storage/types.js';
+import { defined } from './support/defined.js';
 import { TestPrimary } from './support/replica-fixture.js';
 import { createTestBucket, describeS3 } from './support/s3.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
@@ -53,11 +54,11 @@ describeS3('Replica on S3 (Litestream S3 layout)', () => {
     client.resetStats();
     await latest.readPage(Math.floor(latest.pageCount / 2));
     expect(client.stats().get).toBe(1);
-    expect(Buffer.compare(await readImage(latest), primary.images.get(3)!)).toBe(0);
+    expect(Buffer.compare(await readImage(latest), defined(primary.images.get(3)))).toBe(0);
     latest.release();
     for (const txid of [1, 2]) {
       const view = await replica.acquireAt({ txid });
-      expect(Buffer.compare(await readImage(view), primary.images.get(txid)!)).toBe(0);
+      expect(Buffer.compare(await readImage(view), defined(primary.images.get(txid)))).toBe(0);
       view.release();
     }
     await replica.close();
@@ -77,10 +78,10 @@ describeS3('Replica on S3 (Litestream S3 layout)', () => {
       if (Date.now() > deadline) throw new Error(`hydration stuck: ${JSON.stringify(h)}`);
       await new Promise((r) => setTimeout(r, 20));
     }
-    expect(Buffer.compare(readFileSync(hydratePath), primary.images.get(4)!)).toBe(0);
+    expect(Buffer.compare(readFileSync(hydratePath), defined(primary.images.get(4)))).toBe(0);
     client.resetStats();
     const view = replica.acquireLatest();
-    expect(Buffer.compare(await readImage(view), primary.images.get(4)!)).toBe(0);
+    expect(Buffer.compare(await readImage(view), defined(primary.images.get(4)))).toBe(0);
     expect(client.stats().get).toBe(0);
     view.release();
     await replica.close();

@@ -7,6 +7,7 @@ import { openReplicaClient } from '../src/storage/index.js';
 import type { ReplicaClient } from '../src/storage/types.js';
 import { isLtxvfsError } from '../src/util/errors.js';
 import { formatTxid } from '../src/util/txid.js';
+import { defined, flipByte } from './support/defined.js';
 import { fillTable, TestPrimary } from './support/replica-fixture.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
@@ -19,8 +20,8 @@ async function readImage(view: ReplicaView): Promise<Buffer> {
 async function expectImage(view: ReplicaView, image: Uint8Array | undefined): Promise<void> {
   expect(image).toBeDefined();
   const got = await readImage(view);
-  expect(got.length).toBe(image!.length);
-  expect(Buffer.compare(got, image!)).toBe(0);
+  expect(got.length).toBe(defined(image).length);
+  expect(Buffer.compare(got, defined(image))).toBe(0);
 }
 
 async function expectCode(promise: Promise<unknown>, code: string): Promise<Error> {
@@ -80,7 +81,7 @@ describe('Replica on a file replica', () => {
     const latest = replica.acquireLatest();
     expect(latest.txid).toBe(6);
     expect(latest.pageSize).toBe(4096);
-    expect(latest.pageCount * 4096).toBe(primary.images.get(6)!.length);
+    expect(latest.pageCount * 4096).toBe(defined(primary.images.get(6)).length);
     expect(latest.timestamp.getTime()).toBe(primary.clock + 6000);
     await expectImage(latest, primary.images.get(6));
     latest.release();
@@ -255,7 +256,7 @@ describe('Replica on a file replica', () => {
     await replica.poll();
     const small = replica.acquireLatest();
     expect(small.pageCount).toBeLessThan(big.pageCount);
-    expect(small.pageCount * 4096).toBe(primary.images.get(2)!.length);
+    expect(small.pageCount * 4096).toBe(defined(primary.images.get(2)).length);
     await expectImage(small, primary.images.get(2));
     fillTable(primary.db, 500, 300, 5000);
     await primary.sync();
@@ -275,7 +276,7 @@ describe('Replica on a file replica', () => {
     const replica = await openReplica({ cacheBytes: 0, readAhead: false });
     expect(file.size).toBe(bytes.length);
     const frame3 = findFrame(bytes, 3);
-    bytes[frame3 + 3] ^= 0x40;
+    flipByte(bytes, frame3 + 3, 0x40);
     writeFileSync(path, bytes);
     const view = replica.acquireLatest();
     const err = await expectCode(view.readPage(3), 'REPLICA_CORRUPT');
@@ -368,8 +369,8 @@ function findFrame(bytes: Uint8Array, pgno: number): number {
     let shift = 0;
     for (;;) {
       const b = bytes[at++];
-      value += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) return value;
+      value += (defined(b) & 0x7f) * 2 ** shift;
+      if (defined(b) < 0x80) return value;
       shift += 7;
     }
   };

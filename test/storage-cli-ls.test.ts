@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CliResult, cliPath as cli, runCli as runCliWith } from './support/cli.js';
+import { defined } from './support/defined.js';
 import { createTestBucket, describeS3, s3Env, testReplicaUrl } from './support/s3.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
@@ -134,14 +135,14 @@ describe('ltxvfs ls on a Litestream file-replica directory', () => {
     const result = await runCli(['ls', root]);
     expect(result.code).toBe(0);
     const lines = result.stdout.trimEnd().split('\n');
-    expect(lines[0].split(/\s+/).filter(Boolean)).toEqual([
+    expect(defined(lines[0]).split(/\s+/).filter(Boolean)).toEqual([
       'LEVEL',
       'MIN_TXID',
       'MAX_TXID',
       'SIZE',
       'CREATED',
     ]);
-    expect(lines[1].split(/\s+/).filter(Boolean)).toEqual([
+    expect(defined(lines[1]).split(/\s+/).filter(Boolean)).toEqual([
       '0',
       '0000000000000001',
       '0000000000000001',

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { LtxFileRef, ReplicaClient } from '../src/storage/types.js';
 import { isLtxvfsError } from '../src/util/errors.js';
+import { defined } from './support/defined.js';
 import { adminS3Client, createTestBucket, describeS3, testReplicaUrl } from './support/s3.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
@@ -239,7 +240,7 @@ for (const backend of [fileBackend, s3Backend]) {
       expect(written).toEqual({ ...file, size: 100, createdAt: TIMESTAMP });
       expect(await r.rawTimestamp(file)).toBe(backend.expectedRawTimestamp);
       const [withMeta] = await r.client.listFiles(0, { metadata: true });
-      expect(withMeta.createdAt.toISOString()).toBe(TIMESTAMP.toISOString());
+      expect(defined(withMeta).createdAt.toISOString()).toBe(TIMESTAMP.toISOString());
       // A whole-second timestamp: no fraction at all in RFC3339Nano.
       const whole = { level: 0, minTxid: 8, maxTxid: 8 };
       await r.client.writeFile(whole, bytes(1), { timestamp: new Date('2030-01-02T03:04:05Z') });
@@ -376,7 +377,9 @@ for (const backend of [fileBackend, s3Backend]) {
       for (const res of results) {
         if (res.status === 'rejected') expect(isLtxvfsError(res.reason, 'STORAGE_EXISTS')).toBe(true);
       }
-      expect(Array.from(await r.client.readFile(file))).toEqual(Array.from(bytes(4096, winners[0] + 1)));
+      expect(Array.from(await r.client.readFile(file))).toEqual(
+        Array.from(bytes(4096, defined(winners[0]) + 1)),
+      );
       expect(await r.rawNames()).toHaveLength(1);
       await Promise.all(writers.map((w) => w.close()));
     });
@@ -469,7 +472,7 @@ for (const backend of [fileBackend, s3Backend]) {
         );
         const writers = sources.map(() => r.openAnother());
         const results = await Promise.allSettled(
-          writers.map((w, i) => w.writeFileFrom(file, sources[i]!, { timestamp: TIMESTAMP })),
+          writers.map((w, i) => w.writeFileFrom(file, defined(sources[i]), { timestamp: TIMESTAMP })),
         );
         const winners = results.flatMap((res, i) => (res.status === 'fulfilled' ? [i] : []));
         expect(winners).toHaveLength(1);
@@ -477,7 +480,7 @@ for (const backend of [fileBackend, s3Backend]) {
           if (res.status === 'rejected') expect(isLtxvfsError(res.reason, 'STORAGE_EXISTS')).toBe(true);
         }
         const stored = await r.client.readFile(file);
-        expect(Buffer.from(stored).equals(bytes(size, winners[0]! + 1))).toBe(true);
+        expect(Buffer.from(stored).equals(bytes(size, defined(winners[0]) + 1))).toBe(true);
         expect(await r.rawNames()).toHaveLength(1);
         await Promise.all(writers.map((w) => w.close()));
       } finally {
@@ -545,7 +548,7 @@ for (const backend of [fileBackend, s3Backend]) {
           expect(isLtxvfsError(res.reason, 'STORAGE_CONDITION_FAILED')).toBe(true);
       }
       const now = await r.client.readObject('lease/lock.json');
-      expect(Array.from(now?.data ?? [])).toEqual([winners[0] + 1, winners[0]]);
+      expect(Array.from(now?.data ?? [])).toEqual([defined(winners[0]) + 1, winners[0]]);
       await Promise.all(writers.map((w) => w.close()));
     });
 
@@ -553,7 +556,12 @@ for (const backend of [fileBackend, s3Backend]) {
       const r = await backend.fresh();
       const refs = [1, 2, 3, 4, 5].map((t) => ({ level: 1, minTxid: t, maxTxid: t }));
       for (const ref of refs) await r.client.writeFile(ref, bytes(8), { timestamp: TIMESTAMP });
-      await r.client.deleteFiles([refs[0], refs[2], refs[4], { level: 1, minTxid: 40, maxTxid: 41 }]);
+      await r.client.deleteFiles([
+        defined(refs[0]),
+        defined(refs[2]),
+        defined(refs[4]),
+        { level: 1, minTxid: 40, maxTxid: 41 },
+      ]);
       expect((await r.client.listFiles(1)).map((f) => f.minTxid)).toEqual([2, 4]);
       await r.client.deleteFiles([]);
       expect((await r.client.listFiles(1)).map((f) => f.minTxid)).toEqual([2, 4]);

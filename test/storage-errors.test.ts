@@ -21,6 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openReplicaClient } from '../src/storage/index.js';
 import { DEFAULT_RETRY_POLICY, withRetry } from '../src/storage/retry.js';
 import { S3ReplicaClient } from '../src/storage/s3-client.js';
+import { flipByte } from './support/defined.js';
 import { createTestBucket, describeS3, s3Endpoint, testReplicaUrl } from './support/s3.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
@@ -216,7 +217,7 @@ describe('S3 status codes -> error codes (scripted SDK client)', () => {
 
     it('a 412 after a retry with other bytes stored is STORAGE_EXISTS', async () => {
       const other = content.slice();
-      other[2_000_000] ^= 1;
+      flipByte(other, 2_000_000, 1);
       const { replica } = scripted([
         { status: 500, name: 'InternalError' },
         { status: 412, name: 'PreconditionFailed' },

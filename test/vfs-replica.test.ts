@@ -11,6 +11,7 @@ import { isLtxvfsError } from '../src/util/errors.js';
 import { formatTxid } from '../src/util/txid.js';
 import { Replicator } from '../src/writer/index.js';
 import { createLtx, type Ltx, type SqlParams } from '../vfs/index.js';
+import { defined } from './support/defined.js';
 import { TestPrimary } from './support/replica-fixture.js';
 import { createTestBucket, describeS3, s3Env } from './support/s3.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
@@ -87,7 +88,7 @@ async function writeWorkload(primary: TestPrimary, seed: number): Promise<void> 
 
 function imageFile(dir: string, primary: TestPrimary, txid: number): string {
   const path = join(dir, `image-${txid}.db`);
-  if (!existsSync(path)) writeFileSync(path, primary.images.get(txid)!);
+  if (!existsSync(path)) writeFileSync(path, defined(primary.images.get(txid)));
   return path;
 }
 
@@ -95,7 +96,7 @@ function oracle(path: string, sql: string, params: SqlParams = []): unknown[] {
   const db = new Database(path, { readonly: true });
   try {
     const statements = sql.split(';').filter((s) => s.trim());
-    const last = statements.pop()!;
+    const last = defined(statements.pop());
     // temp tables need a writable connection on a scratch copy; run everything in memory instead
     if (statements.length > 0) {
       const mem = new Database(readFileSync(path));
@@ -238,7 +239,7 @@ describe('the ltx VFS on a file replica', () => {
         const started = Date.now();
         await waitFor(
           `TXID ${i}`,
-          async () => (await follower.get('SELECT sum(n) AS s FROM c'))!.s === expected,
+          async () => defined(await follower.get('SELECT sum(n) AS s FROM c')).s === expected,
           2000,
         );
         expect(Date.now() - started).toBeLessThan(1000); // a few poll intervals
@@ -328,15 +329,15 @@ describe('the ltx VFS on a file replica', () => {
         INSERT INTO t SELECT x, hex(randomblob(250)) FROM s;`);
       await writer.sync();
       const [name] = readdirSync(join(dir, 'replica', 'ltx', '0'));
-      const only = join(dir, 'replica', 'ltx', '0', name!);
+      const only = join(dir, 'replica', 'ltx', '0', defined(name));
       const original = readFileSync(only);
-      const victim = decodeLtxFile(original).pages.find((p) => p.pgno === 10)!;
+      const victim = defined(decodeLtxFile(original).pages.find((p) => p.pgno === 10));
 
       await ltx.registerReplica('broken', join(dir, 'replica'), { pollIntervalMs: 0, cacheBytes: 1 });
       const db = await ltx.open('broken');
       // corrupt one page frame (its page number); header and index stay intact
       const corrupt = Buffer.from(original);
-      for (let i = victim.offset; i < victim.offset + 4; i++) corrupt[i] = corrupt[i]! ^ 0x5a;
+      for (let i = victim.offset; i < victim.offset + 4; i++) corrupt[i] = defined(corrupt[i]) ^ 0x5a;
       writeFileSync(only, corrupt);
       const bad = await db.all('SELECT count(*), sum(length(v)) FROM t').catch((e) => e);
       expect(isLtxvfsError(bad, 'REPLICA_CORRUPT'), String(bad)).toBe(true);
@@ -478,7 +479,7 @@ describe('request counts through SQL', () => {
         m: 'row-01000000',
       });
       const s = replica.client.stats();
-      expect(s.get).toBeLessThanOrEqual(Math.ceil(file!.size / (4 * 1024 * 1024)) + 8);
+      expect(s.get).toBeLessThanOrEqual(Math.ceil(defined(file).size / (4 * 1024 * 1024)) + 8);
     } finally {
       await ltx.close();
     }

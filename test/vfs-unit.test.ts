@@ -8,6 +8,7 @@ import { createLtx, type Ltx } from '../vfs/index.js';
 import { patchPageOne } from '../vfs/page-one.js';
 import { parsePragmaRequest } from '../vfs/pragmas.js';
 import { parseTimeTarget } from '../vfs/time-target.js';
+import { defined } from './support/defined.js';
 import { MemoryReplica } from './support/vfs-memory-replica.js';
 
 // Unit tests of the VFS and the Node API over an in-memory stand-in of the replica: every state
@@ -198,7 +199,7 @@ describe('the ltx VFS over an in-memory replica', () => {
         await db.close();
       }
       const latest = await ltx.open('file:replica?vfs=ltx');
-      const last = snapshots.at(-1)!;
+      const last = defined(snapshots.at(-1));
       for (const [what, sql, params] of QUERIES) {
         expect(normalize(await latest.all(sql, params as never)), what).toEqual(
           oracle(last.path, sql, params),
@@ -296,12 +297,12 @@ describe('the ltx VFS over an in-memory replica', () => {
 
   it('keeps one TXID for a whole read transaction and refuses to move inside it', async () => {
     const local = new MemoryReplica();
-    local.push(1, snapshots[0]!.bytes);
+    local.push(1, defined(snapshots[0]).bytes);
     await ltx.registerReplica('moving', local);
     const db = await ltx.open('file:moving?vfs=ltx');
     await db.exec('BEGIN');
     expect(await db.get('SELECT v FROM t WHERE id = 4242')).not.toEqual({ v: 'changed' });
-    local.push(2, snapshots[1]!.bytes);
+    local.push(2, defined(snapshots[1]).bytes);
     expect(await db.get('SELECT v FROM t WHERE id = 4242')).not.toEqual({ v: 'changed' });
     expect(await db.pragma('ltx_txid')).toBe('0000000000000001');
     const busy = await db.exec('PRAGMA ltx_txid = 2').catch((e) => e);
@@ -323,10 +324,12 @@ describe('the ltx VFS over an in-memory replica', () => {
     );
     expect(rows).toEqual(
       normalize(
-        oracle(snapshots[1]!.path, 'SELECT id, v FROM t WHERE id IN (7, 4242) ORDER BY id').map((r, i) => ({
-          ...(r as object),
-          name: i === 0 ? 'seven' : 'answer',
-        })),
+        oracle(defined(snapshots[1]).path, 'SELECT id, v FROM t WHERE id IN (7, 4242) ORDER BY id').map(
+          (r, i) => ({
+            ...(r as object),
+            name: i === 0 ? 'seven' : 'answer',
+          }),
+        ),
       ),
     );
     expect(await db.pragma('other.ltx_txid')).toBe('0000000000000009');
@@ -335,7 +338,7 @@ describe('the ltx VFS over an in-memory replica', () => {
   });
 
   it('runs parallel queries on several instances and serializes those sharing one', async () => {
-    const last = snapshots.at(-1)!;
+    const last = defined(snapshots.at(-1));
     const sql = 'SELECT k, count(*) AS n, sum(length(v)) AS l FROM t GROUP BY k ORDER BY k';
     const expected = oracle(last.path, sql);
     replica.syncHits = false; // every page read suspends: overlapping calls on one instance would crash

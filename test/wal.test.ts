@@ -21,6 +21,7 @@ import {
   walSaltPairs,
   walStartPosition,
 } from '../src/wal/index.js';
+import { defined, flipByte } from './support/defined.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures/litestream/benbjohnson-litestream/testdata/wal-reader');
 const fixture = (name: string) => new Uint8Array(readFileSync(join(FIXTURES, name, 'wal')));
@@ -44,10 +45,10 @@ describe('WAL golden files (Litestream testdata, known answers in SOURCES.md)', 
     expect(scan.endReason).toBe('eof');
     expect([...scan.pages.keys()].sort()).toEqual([1, 2]);
     // page data offsets from wal_reader_test.go: frame 1 data at 56, frame 3 data at 8296
-    expect(scan.pages.get(1)!.offset + WAL_FRAME_HEADER_SIZE).toBe(56);
-    expect(scan.pages.get(2)!.offset + WAL_FRAME_HEADER_SIZE).toBe(8296);
+    expect(defined(scan.pages.get(1)).offset + WAL_FRAME_HEADER_SIZE).toBe(56);
+    expect(defined(scan.pages.get(2)).offset + WAL_FRAME_HEADER_SIZE).toBe(8296);
     const src = bytesWalSource(bytes);
-    expect(readWalFrame(src, header, scan.pages.get(2)!)).toEqual(bytes.subarray(8296, 12392));
+    expect(readWalFrame(src, header, defined(scan.pages.get(2)))).toEqual(bytes.subarray(8296, 12392));
     const frameHeaders = [32, 32 + 4120, 32 + 2 * 4120].map((o) => decodeFrameHeader(bytes.subarray(o)));
     expect(frameHeaders.map((h) => [h.pgno, h.commit])).toEqual([
       [1, 0],
@@ -55,20 +56,20 @@ describe('WAL golden files (Litestream testdata, known answers in SOURCES.md)', 
       [2, 2],
     ]);
     // the final position's checksum is the one stored in the last frame
-    expect(scan.end.checksum1).toBe(frameHeaders[2]!.checksum1);
-    expect(scan.end.checksum2).toBe(frameHeaders[2]!.checksum2);
+    expect(scan.end.checksum1).toBe(defined(frameHeaders[2]).checksum1);
+    expect(scan.end.checksum2).toBe(defined(frameHeaders[2]).checksum2);
   });
 
   it('reading from an offset seeds the checksum from the previous frame', () => {
     const bytes = fixture('ok');
     const header = decodeWalHeader(bytes);
     const src = bytesWalSource(bytes);
-    const mid = walPositionAt(src, header, 32 + 2 * 4120)!;
+    const mid = defined(walPositionAt(src, header, 32 + 2 * 4120));
     expect(mid).not.toBeNull();
     const scan = scanWal(src, header, mid);
     expect(scan.frames).toBe(1);
     expect(scan.transactions).toBe(1);
-    expect(scan.pages.get(2)!.offset).toBe(32 + 2 * 4120);
+    expect(defined(scan.pages.get(2)).offset).toBe(32 + 2 * 4120);
     // a wrong seed makes the first frame invalid: end of WAL, not an error
     const bad = scanWal(src, header, { ...mid, checksum1: mid.checksum1 ^ 1 });
     expect(bad.commit).toBeNull();
@@ -116,9 +117,9 @@ describe('WAL golden files (Litestream testdata, known answers in SOURCES.md)', 
       Uint8Array.from(bytes),
       Uint8Array.from(bytes),
     ];
-    cases[1]![0] = 0; // magic
-    cases[2]![10] = 0x11; // page size
-    cases[3]![20] ^= 1; // salt -> checksum mismatch
+    defined(cases[1])[0] = 0; // magic
+    defined(cases[2])[10] = 0x11; // page size
+    flipByte(defined(cases[3]), 20, 1); // salt -> checksum mismatch
     for (const c of cases) {
       let caught: unknown;
       try {
@@ -170,7 +171,7 @@ function applyScan(dbBytes: Uint8Array, walBytes: Uint8Array): Uint8Array {
   const out = new Uint8Array(commit * header.pageSize);
   out.set(dbBytes.subarray(0, Math.min(dbBytes.length, out.length)));
   for (const ref of scan.pages.values()) {
-    out.set(readWalFrame(src, header, ref)!, (ref.pgno - 1) * header.pageSize);
+    out.set(defined(readWalFrame(src, header, ref)), (ref.pgno - 1) * header.pageSize);
   }
   return out;
 }

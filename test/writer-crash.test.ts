@@ -12,6 +12,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { restore } from '../src/replica/restore.js';
 import { FileReplicaClient } from '../src/storage/index.js';
+import { defined } from './support/defined.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 import { expectRestoresMatch, primaryImage, startNodeApp, verifyL0Files } from './support/writer-harness.js';
 
@@ -44,7 +45,7 @@ function runOnce(db: string, replica: string, crashAt?: string): Promise<Run> {
 function syncedTxid(run: Run): number {
   const m = /replicated up to TXID ([0-9a-f]{16})/.exec(run.stderr);
   if (!m) throw new Error(`no TXID in: ${run.stderr}`);
-  return Number.parseInt(m[1]!, 16);
+  return Number.parseInt(defined(m[1]), 16);
 }
 
 async function expectContiguousL0(replica: string, dbPath: string): Promise<number> {

@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileReplicaClient } from '../src/storage/index.js';
 import { Replicator, type ReplicatorOptions, type SyncedEvent } from '../src/writer/index.js';
+import { defined } from './support/defined.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 import {
   expectedFullPages,
@@ -60,7 +61,7 @@ const insert = (n: number) =>
 
 async function expectSnapshotL0(client: FileReplicaClient, txid: number) {
   const decoded = await verifyL0Files(client);
-  const f = decoded.get(txid)!;
+  const f = defined(decoded.get(txid));
   expect(f.pages.map((p) => p.pgno)).toEqual(expectedFullPages(f.header.commit, f.header.pageSize));
 }
 
@@ -81,11 +82,11 @@ describe('discontinuities', () => {
     await rep.start();
     const before = s.events.length;
     const txid = await s.sync(rep);
-    expect(s.events[before]!.snapshot).toBe(true);
-    expect(s.events[before]!.reason).toMatch(/WAL/);
+    expect(defined(s.events[before]).snapshot).toBe(true);
+    expect(defined(s.events[before]).reason).toMatch(/WAL/);
     await app.exec(insert(7));
     await s.sync(rep);
-    expect(s.events.at(-1)!.snapshot).toBe(false);
+    expect(defined(s.events.at(-1)).snapshot).toBe(false);
     await rep.stop();
     await app.close();
     await expectSnapshotL0(s.client, txid);
@@ -137,7 +138,7 @@ describe('discontinuities', () => {
     const other = new Database(s.dbPath);
     other.pragma('wal_autocheckpoint = 0');
     const passive = () =>
-      (other.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number; checkpointed: number }>)[0]!;
+      defined((other.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number; checkpointed: number }>)[0]);
     const salt1 = () => readFileSync(`${s.dbPath}-wal`).readUInt32BE(16);
     for (let round = 0; round < 2; round++) {
       const before = salt1();
@@ -207,8 +208,8 @@ describe('discontinuities', () => {
     await app.exec(insert(3));
     const before = s.events.length;
     const txid = await s.sync(rep);
-    expect(s.events[before]!.snapshot).toBe(true);
-    expect(s.events[before]!.reason).toMatch(/replaced/);
+    expect(defined(s.events[before]).snapshot).toBe(true);
+    expect(defined(s.events[before]).reason).toMatch(/replaced/);
     await app.exec(insert(4));
     await s.sync(rep);
     await rep.stop();

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileReplicaClient } from '../src/storage/index.js';
 import { Replicator, type SyncedEvent } from '../src/writer/index.js';
+import { defined } from './support/defined.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 import {
   type App,
@@ -121,7 +122,7 @@ function pick<T extends [string, number, Op]>(ops: T[], at: number): T {
     rest -= op[1];
     if (rest < 0) return op;
   }
-  return ops[0]!;
+  return defined(ops[0]);
 }
 
 async function runWorkload(opts: {
@@ -170,7 +171,7 @@ async function runWorkload(opts: {
   const decoded = await verifyL0Files(client);
   // snapshot-style L0 files (first, after TRUNCATE) hold every page
   for (const e of synced.filter((s) => s.snapshot)) {
-    const f = decoded.get(e.txid)!;
+    const f = defined(decoded.get(e.txid));
     expect(
       f.pages.map((p) => p.pgno),
       `L0 ${e.txid} (${e.reason})`,

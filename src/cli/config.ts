@@ -129,7 +129,8 @@ export function parseConfigText(
     return value as string;
   });
   const doc = parseDocument(expanded, { uniqueKeys: true });
-  if (doc.errors.length > 0) fail('YAML', doc.errors[0]!.message.split('\n')[0]!);
+  const [firstError] = doc.errors;
+  if (firstError !== undefined) fail('YAML', firstError.message.split('\n')[0] ?? '');
   const root: Yaml = doc.toJS();
 
   const mapping = (value: Yaml, key: string, allowed: Set<string>): Record<string, Yaml> => {

@@ -163,7 +163,7 @@ export class PrimaryDatabase {
   headerPageSize(): number {
     if (this.fileSize() < 100) return 0;
     const head = this.readPage(1, 512);
-    const raw = (head[16]! << 8) | head[17]!;
+    const raw = ((head[16] ?? 0) << 8) | (head[17] ?? 0);
     return raw === 1 ? 65536 : raw;
   }
 

@@ -16,6 +16,7 @@ import { FileReplicaClient } from '../../src/storage/file-client.js';
 import type { ReplicaClient } from '../../src/storage/types.js';
 import { CompactionScheduler } from '../../src/writer/compaction/compaction.js';
 import type { CompactionConfig } from '../../src/writer/compaction/compaction-config.js';
+import { defined } from './defined.js';
 
 const env = (name: string): string => {
   const v = process.env[name];
@@ -68,7 +69,10 @@ async function main(): Promise<void> {
     logger: (line) => process.stderr.write(`${line}\n`),
     takeSnapshot: async () => {
       const image = new Uint8Array(readFileSync(env('DB_PATH')));
-      const pageSize = ((image[16]! << 8) | image[17]!) === 1 ? 65536 : (image[16]! << 8) | image[17]!;
+      const pageSize =
+        ((defined(image[16]) << 8) | defined(image[17])) === 1
+          ? 65536
+          : (defined(image[16]) << 8) | defined(image[17]);
       return writeLtxFile(
         client,
         { level: 9, minTxid: 1, maxTxid: txid },

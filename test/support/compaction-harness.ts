@@ -7,6 +7,7 @@ import type { LtxFileInfo, ReplicaClient } from '../../src/storage/types.js';
 import { LtxvfsError } from '../../src/util/errors.js';
 import { seededRandom } from '../../src/util/random.js';
 import { formatTxid, type Txid } from '../../src/util/txid.js';
+import { defined } from './defined.js';
 
 /*
  * Test support for compaction suites: a primary database written by real SQLite (better-sqlite3,
@@ -101,7 +102,7 @@ export class SimulatedPrimary {
   /** What the replicator's takeSnapshot does: the current image as `1-N` at L9. */
   readonly takeSnapshot = async (): Promise<LtxFileInfo | null> => {
     if (this.txid === 0) return null;
-    const image = this.images.get(this.txid)!;
+    const image = defined(this.images.get(this.txid));
     const timestamp = this.opts.now();
     const info = await writeLtxFile(
       this.opts.client,

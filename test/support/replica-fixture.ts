@@ -11,6 +11,7 @@ import { imagePages, type LtxPage, writeLtxFile } from '../../bench/support/ltx-
 import { decodeLtxFile, type PageEncoding } from '../../src/ltx/index.js';
 import type { LtxFileInfo, LtxFileRef, ReplicaClient } from '../../src/storage/types.js';
 import type { Txid } from '../../src/util/txid.js';
+import { defined } from './defined.js';
 
 export class TestPrimary {
   readonly db: Database.Database;
@@ -55,7 +56,7 @@ export class TestPrimary {
 
   /** A full snapshot `1-<txid>` at level 9 of the current TXID's image. */
   async snapshot(): Promise<LtxFileInfo> {
-    const image = this.images.get(this.txid)!;
+    const image = defined(this.images.get(this.txid));
     return this.put(9, 1, this.txid, image.length / this.pageSize, imagePages(image, this.pageSize));
   }
 
@@ -72,7 +73,13 @@ export class TestPrimary {
       .filter(([pgno]) => pgno <= commit)
       .sort((a, b) => a[0] - b[0])
       .map(([pgno, data]) => ({ pgno, data }));
-    return this.put(level, inputs[0].minTxid, inputs[inputs.length - 1].maxTxid, commit, pages);
+    return this.put(
+      level,
+      defined(inputs[0]).minTxid,
+      defined(inputs[inputs.length - 1]).maxTxid,
+      commit,
+      pages,
+    );
   }
 
   private async put(

@@ -13,15 +13,16 @@ export const projectRoot = resolve(import.meta.dirname, '..', '..');
  * inside the project so the output resolves node_modules; `.tmp/` is gitignored. Returns the
  * path of the compiled entry.
  *
- * Not `tsx`: it is not a dependency yet, and a loader hook in the child would change what the
- * memory and crash children measure. Limitation: dynamic `import()` is not followed (none is used
- * by the children today).
+ * Not `tsx` (or any loader hook): the children it builds are measured. The memory child's peak
+ * RSS would include an in-process transpiler and its cache, and the crash child's kill points
+ * would fall among a loader's file writes; a child of plain `.js` files measures only our code.
+ * Imports are found by TypeScript's own pre-processor, so `import()` with a literal path and
+ * `export ... from` are followed too.
  */
 export function transpileTree(entry: string, buildDir: string): string {
   const pending = [entry];
   const done = new Set<string>();
-  while (pending.length > 0) {
-    const file = pending.pop()!;
+  for (let file = pending.pop(); file !== undefined; file = pending.pop()) {
     if (done.has(file)) continue;
     done.add(file);
     const source = readFileSync(file, 'utf8');
@@ -36,8 +37,10 @@ export function transpileTree(entry: string, buildDir: string): string {
     const out = join(buildDir, relative(projectRoot, file)).replace(/\.ts$/, '.js');
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(out, outputText);
-    for (const m of source.matchAll(/from\s+'(\.{1,2}\/[^']+)\.js'/g))
-      pending.push(resolve(dirname(file), `${m[1]}.ts`));
+    for (const { fileName } of ts.preProcessFile(source, true, true).importedFiles) {
+      if (/^\.{1,2}\//.test(fileName) && fileName.endsWith('.js'))
+        pending.push(resolve(dirname(file), fileName.replace(/\.js$/, '.ts')));
+    }
   }
   // Its own module type, so a package.json being rewritten by an npm install meanwhile can't
   // make node read the child as CommonJS.

@@ -1,6 +1,7 @@
 import { LtxvfsError } from '../../src/util/errors.js';
 import { formatTxid, type Txid } from '../../src/util/txid.js';
 import type { HydrationStatus, ReplicaSource, ReplicaView } from '../../vfs/replica-port.js';
+import { defined } from './defined.js';
 
 /**
  * In-memory stand-in for src/replica's Replica, for unit tests of VFS logic only: each TXID is
@@ -32,18 +33,18 @@ export class MemoryReplica implements ReplicaSource {
     const candidates = this.states.filter((s) =>
       target.txid !== undefined
         ? s.txid <= target.txid
-        : s.timestamp.getTime() <= target.timestamp!.getTime(),
+        : s.timestamp.getTime() <= defined(target.timestamp).getTime(),
     );
     const state = candidates.at(-1);
     const newest = this.states.at(-1);
     if (!state || (target.txid !== undefined && newest && target.txid > newest.txid)) {
       const range = this.states.length
-        ? `${formatTxid(this.states[0]!.txid)}..${formatTxid(newest!.txid)}`
+        ? `${formatTxid(defined(this.states[0]).txid)}..${formatTxid(defined(newest).txid)}`
         : 'none';
       const what =
         target.txid !== undefined
           ? `TXID ${formatTxid(target.txid)}`
-          : `time ${target.timestamp!.toISOString()}`;
+          : `time ${defined(target.timestamp).toISOString()}`;
       throw new LtxvfsError('TXID_NOT_AVAILABLE', `${what} is not available (replica holds ${range})`);
     }
     return this.view(state);
@@ -90,7 +91,7 @@ export class MemoryReplica implements ReplicaSource {
       release: () => {
         if (released) throw new Error(`view ${state.txid} released twice`);
         released = true;
-        this.held.set(state.txid, this.held.get(state.txid)! - 1);
+        this.held.set(state.txid, defined(this.held.get(state.txid)) - 1);
       },
     };
   }

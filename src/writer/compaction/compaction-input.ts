@@ -1,3 +1,4 @@
+import type { LimitFunction } from 'p-limit';
 import type { LtxFileInfo, ReplicaClient } from '../../storage/types.js';
 
 /**
@@ -10,10 +11,11 @@ export function streamStoredFile(
   client: ReplicaClient,
   file: LtxFileInfo,
   chunkSize: number,
-  gate: RequestGate,
+  /** Caps how many reads are in flight at once across all inputs of one compaction. */
+  limit: LimitFunction,
 ): AsyncIterable<Uint8Array> {
   const fetchAt = (offset: number): Promise<Uint8Array> =>
-    gate.run(() =>
+    limit(() =>
       offset === 0 && file.size <= chunkSize
         ? client.readFile(file)
         : client.readRange(file, offset, Math.min(chunkSize, file.size - offset)),
@@ -33,24 +35,6 @@ export function streamStoredFile(
       }
     },
   };
-}
-
-/** Caps how many reads are in flight at once across all inputs of one compaction. */
-export class RequestGate {
-  private active = 0;
-  private readonly waiting: Array<() => void> = [];
-  constructor(private readonly limit: number) {}
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.active++;
-    try {
-      return await task();
-    } finally {
-      this.active--;
-      this.waiting.shift()?.();
-    }
-  }
 }
 
 /** Chunk size that keeps (inputs x 2 chunks in flight) within the budget, within sane bounds. */

@@ -1,4 +1,5 @@
 import { tmpdir } from 'node:os';
+import pLimit from 'p-limit';
 import {
   compactLtx,
   decodeHeader,
@@ -9,6 +10,7 @@ import {
 import { removeStaleSpools, spoolChunks } from '../../storage/local-source.js';
 import type { LtxFileInfo, LtxFileRef, ReplicaClient } from '../../storage/types.js';
 import { isLtxvfsError, LtxvfsError } from '../../util/errors.js';
+import { present } from '../../util/invariant.js';
 import { formatTxid, type Txid } from '../../util/txid.js';
 import {
   type CompactionConfig,
@@ -16,7 +18,7 @@ import {
   SNAPSHOT_LEVEL,
   validateCompactionConfig,
 } from './compaction-config.js';
-import { chooseChunkSize, RequestGate, streamStoredFile } from './compaction-input.js';
+import { chooseChunkSize, streamStoredFile } from './compaction-input.js';
 import { compactionBoundary, describeFile, planCompaction } from './levels.js';
 import { planFloorRetention, planL0Retention, planSnapshotRetention } from './retention.js';
 
@@ -141,8 +143,9 @@ export class CompactionScheduler {
 
   private async runDue(): Promise<void> {
     const now = this.now();
-    for (let level = 1; level <= this.config.levels.length; level++) {
-      const boundary = compactionBoundary(now, this.config.levels[level - 1]!);
+    for (const [i, interval] of this.config.levels.entries()) {
+      const level = i + 1;
+      const boundary = compactionBoundary(now, interval);
       if (this.lastBoundary.get(level) === boundary) continue;
       const ok = await this.step(`compaction into L${level}`, async () => {
         const newest = await this.newestAt(level);
@@ -213,7 +216,7 @@ export class CompactionScheduler {
     const target = await this.newestAt(level);
     const seek = (target?.maxTxid ?? 0) + 1;
     let lower = await this.client.listFiles(level - 1, { fromTxid: seek });
-    if (lower.length > 0 && lower[0]!.minTxid !== seek && target) {
+    if (lower.length > 0 && lower[0]?.minTxid !== seek && target) {
       // Boundaries of the two levels do not line up (a replica written with other intervals):
       // the file straddling `seek` lies before it in the listing.
       lower = await this.client.listFiles(level - 1);
@@ -231,9 +234,9 @@ export class CompactionScheduler {
 
     const ref: LtxFileRef = { level, minTxid: plan.minTxid, maxTxid: plan.maxTxid };
     const started = this.now();
-    const gate = new RequestGate(8);
+    const limit = pLimit(8);
     const chunkSize = chooseChunkSize(plan.inputs.length, this.readBudgetBytes);
-    const inputs = plan.inputs.map((f) => streamStoredFile(this.client, f, chunkSize, gate));
+    const inputs = plan.inputs.map((f) => streamStoredFile(this.client, f, chunkSize, limit));
     if (!this.staleSpoolsRemoved) {
       this.staleSpoolsRemoved = true;
       const stale = await removeStaleSpools(this.spoolDir);
@@ -283,7 +286,7 @@ export class CompactionScheduler {
     // Decoded as a stream (ranged reads), so a large existing output costs no more memory than
     // writing it did.
     const decoder = new LtxStreamDecoder(
-      streamStoredFile(this.client, listed, chooseChunkSize(1, this.readBudgetBytes), new RequestGate(2)),
+      streamStoredFile(this.client, listed, chooseChunkSize(1, this.readBudgetBytes), pLimit(2)),
     );
     let header: { minTxid: Txid; maxTxid: Txid };
     try {
@@ -362,8 +365,8 @@ export class CompactionScheduler {
     if (files.length === 0) return;
     await this.client.deleteFiles(files);
     this.counters.deleted += files.length;
-    const first = files[0]!;
-    const last = files[files.length - 1]!;
+    const first = present(files[0], 'first of the files deleted');
+    const last = present(files.at(-1), 'last of the files deleted');
     this.log(
       `deleted ${files.length} file(s) ${why}: ${files.length === 1 ? describeFile(first) : `${describeFile(first)} .. ${describeFile(last)}`}`,
     );

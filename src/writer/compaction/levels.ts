@@ -1,4 +1,5 @@
 import type { LtxFileInfo, LtxFileRef } from '../../storage/types.js';
+import { present } from '../../util/invariant.js';
 import { formatTxid, type Txid } from '../../util/txid.js';
 
 /** The last wall-clock boundary at or before `nowMs` (Go's `time.Truncate`, on the Unix epoch). */
@@ -57,7 +58,7 @@ export function planCompaction(
     inputs.push(file);
     covered = file.maxTxid;
   }
-  const first = inputs[0]!;
+  const first = present(inputs[0], 'first input of a non-empty compaction');
   if (newestAtTarget !== undefined && first.minTxid > done + 1 && first.minTxid > bridgedUpTo + 1) {
     return {
       kind: 'gap',
@@ -77,9 +78,9 @@ export function planCompaction(
 export function findLevelGaps(files: readonly LtxFileRef[]): string[] {
   const sorted = [...files].sort((a, b) => a.minTxid - b.minTxid || a.maxTxid - b.maxTxid);
   const gaps: string[] = [];
-  for (let i = 1; i < sorted.length; i++) {
-    const prev = sorted[i - 1]!;
-    const next = sorted[i]!;
+  for (const [i, next] of sorted.entries()) {
+    const prev = sorted[i - 1];
+    if (prev === undefined) continue;
     if (next.minTxid > prev.maxTxid + 1) {
       gaps.push(`${describeFile(prev)} is followed by ${describeFile(next)}: TXIDs in between are missing`);
     } else if (next.maxTxid <= prev.maxTxid) {
