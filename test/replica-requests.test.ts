@@ -87,7 +87,7 @@ describe('Replica request counts', () => {
   it('the front of the base snapshot comes with the open: its first pages cost no GET', async () => {
     const replica = await openFresh();
     const view = replica.acquireLatest();
-    const image = primary.images.get(4)!;
+    const image = defined(primary.images.get(4));
     client.resetStats();
     // Page 1 and the table's first leaves lie in the first 128 KiB (frames in page order).
     const front = snapshotOnlyPages().filter((p) => p <= 8);
