@@ -121,7 +121,7 @@ describe('writer lease (lock.json) on the file backend with an injected clock', 
       new TextEncoder().encode(
         JSON.stringify({ generation: 1, expires_at: '2026-03-01T12:00:40Z', owner: 'host-a:1' }),
       ),
-      { ifMatch: current!.etag },
+      { ifMatch: defined(current).etag },
     );
     c.advance(10_000);
     await lease.renew();

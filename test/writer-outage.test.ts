@@ -17,6 +17,7 @@ import { restore } from '../src/replica/restore.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { ReplicaClient } from '../src/storage/types.js';
 import { Replicator, type ReplicatorOptions } from '../src/writer/index.js';
+import { defined } from './support/defined.js';
 import { createTestBucket, describeS3, s3Endpoint } from './support/s3.js';
 import { endpointTarget, type FaultProxy, startFaultProxy } from './support/tcp-proxy.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
@@ -168,7 +169,7 @@ describeS3('writer through a store outage (fault proxy in front of RGW)', () => 
       expect(after.uploadedTxid).toBe(txid);
       expect(after.staging).toMatchObject({ files: 0, bytes: 0, full: false });
       const lock = await bucket.client.readObject('lock.json');
-      const holder = JSON.parse(Buffer.from(lock!.data).toString('utf8'));
+      const holder = JSON.parse(Buffer.from(defined(lock).data).toString('utf8'));
       expect(holder).toMatchObject({ generation: 1, owner: 'i10-blackhole:1' });
       expect(Date.parse(holder.expires_at)).toBeGreaterThan(Date.now());
 
@@ -220,7 +221,7 @@ describeS3('writer through a store outage (fault proxy in front of RGW)', () => 
       expect(stagingEvents[0]).toMatchObject({ full: true });
       // The sync that crossed the limit was the last one staged: nothing grew after it.
       expect(stagedWhenFull).toBeGreaterThan(limit);
-      expect(stagedWhenFull! - largestL0).toBeLessThanOrEqual(limit);
+      expect(defined(stagedWhenFull) - largestL0).toBeLessThanOrEqual(limit);
       expect(grewAfterFull).toBe(0);
       expect(maxWal, `WAL peaked at ${maxWal} bytes while the app wrote ${written}`).toBeLessThan(
         16 * 1024 * 1024,

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { defined } from './defined.js';
 
 /**
  * A TCP proxy for fault injection, steered by the test while it runs. Put it between a client and
@@ -125,7 +126,7 @@ class Connection {
         this.proxy.counters.heldChunks++;
         return; // wake() resumes when the mode changes
       }
-      let chunk = queue[0]!;
+      let chunk = defined(queue[0]);
       if (mode.kind === 'slow') {
         const throttle = mode.bytesPerSec ? (chunk.length / mode.bytesPerSec) * 1000 : 0;
         await sleep(mode.delayMs + throttle);

@@ -100,8 +100,9 @@ function writerSafetyOptions(flags: ReplicateFlags): Pick<ReplicatorOptions, 'le
 export function parseByteSize(text: string, flag: string): number {
   const m = /^(\d+)([KMG]?)i?B?$/i.exec(text.trim());
   if (!m) throw new LtxvfsError('BAD_ARGUMENT', `${flag} ${text}: not a size (e.g. 512M, 1G)`);
-  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
-  const bytes = Number(m[1]) * unit;
+  const [, digits = '', suffix = ''] = m;
+  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[suffix.toUpperCase() as '' | 'K' | 'M' | 'G'];
+  const bytes = Number(digits) * unit;
   if (bytes <= 0) throw new LtxvfsError('BAD_ARGUMENT', `${flag} ${text}: must be more than 0`);
   return bytes;
 }
