@@ -1,6 +1,4 @@
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
@@ -8,7 +6,6 @@ import {
   HeadObjectCommand,
   ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
-  PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
@@ -25,9 +22,27 @@ import {
 } from './keys.js';
 import { checkLocalSource } from './local-source.js';
 import { makePreconnectAgent, type Origin, type PreconnectAgent } from './preconnect-agent.js';
-import { DEFAULT_RETRY_POLICY, isNetworkError, type RetryPolicy, withRetry } from './retry.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetry } from './retry.js';
+import {
+  type ConditionalWriteIo,
+  IfMatchQuoting,
+  putCreateOnly,
+  putIfCondition,
+  STREAM_CHUNK_BYTES,
+  sameAsBytes,
+  sameAsLocalFile,
+  unquoteEtag,
+} from './s3-conditional.js';
+import {
+  isConditionRefusal,
+  isNotFound,
+  isRetryableS3Error,
+  mapS3Error,
+  type SdkError,
+  s3StatusOf,
+} from './s3-errors.js';
 import { type RequestKind, StatsCounter } from './stats.js';
-import { formatRfc3339Nano, LITESTREAM_TIMESTAMP_METADATA, parseRfc3339 } from './timestamp.js';
+import { LITESTREAM_TIMESTAMP_METADATA, parseRfc3339 } from './timestamp.js';
 import type {
   ListOptions,
   LocalFileSource,
@@ -69,8 +84,6 @@ const HEAD_CONCURRENCY = 16;
 /** The largest object one PutObject may create (S3's limit). */
 const MAX_PUT_BYTES = 5 * 1024 ** 3;
 const SILENT_LOGGER = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
-/** Read size of streamed uploads and comparisons. */
-const STREAM_CHUNK_BYTES = 1024 * 1024;
 
 export interface S3ReplicaClientOptions {
   /** Use this client instead of building one (the caller keeps ownership; close() leaves it open). */
@@ -91,13 +104,6 @@ export interface S3ReplicaClientOptions {
   firstByteTimeoutMs?: number;
 }
 
-interface SdkError {
-  name?: string;
-  message?: string;
-  Code?: string;
-  $metadata?: { httpStatusCode?: number };
-}
-
 /**
  * A replica in an S3-compatible bucket, in Litestream's S3 layout:
  * `PATH/<level as 4 hex>/<min>-<max>.ltx`, small objects at `PATH/<name>`.
@@ -110,8 +116,9 @@ export class S3ReplicaClient implements ReplicaClient {
   private readonly s3: S3Client;
   private readonly ownsClient: boolean;
   private readonly retryPolicy: RetryPolicy;
-  private unquoteIfMatch: boolean | undefined;
+  private readonly quoting: IfMatchQuoting;
   private readonly counter = new StatsCounter();
+  private readonly io: ConditionalWriteIo;
   private readonly preconnectAgent: PreconnectAgent | undefined;
 
   constructor(location: S3ReplicaLocation, options: S3ReplicaClientOptions = {}) {
@@ -120,7 +127,7 @@ export class S3ReplicaClient implements ReplicaClient {
     this.url = `s3://${location.bucket}/${location.path}`;
     this.endpoint = location.endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
     this.retryPolicy = options.retry ?? DEFAULT_RETRY_POLICY;
-    this.unquoteIfMatch = options.unquoteIfMatch ?? location.unquoteIfMatch;
+    this.quoting = new IfMatchQuoting(options.unquoteIfMatch ?? location.unquoteIfMatch);
     if (options.s3Client) {
       this.s3 = options.s3Client;
       this.ownsClient = false;
@@ -159,6 +166,15 @@ export class S3ReplicaClient implements ReplicaClient {
       });
       this.ownsClient = true;
     }
+    this.io = {
+      s3: this.s3,
+      bucket: this.bucket,
+      send: (kind, operation, key, request, alsoRetry, attempts) =>
+        this.send(kind, operation, key, request, alsoRetry, attempts),
+      describe: (key) => this.describe(key),
+      readObject: (name) => this.readObject(name),
+      written: (bytes) => this.counter.written(bytes),
+    };
   }
 
   preconnect(sockets: number): void {
@@ -348,7 +364,8 @@ export class S3ReplicaClient implements ReplicaClient {
   async writeFile(file: LtxFileRef, data: Uint8Array, options: WriteOptions): Promise<LtxFileInfo> {
     assertFileRef(file);
     const key = s3LtxKey(this.path, file);
-    await this.putCreateOnly(
+    await putCreateOnly(
+      this.io,
       key,
       data.length,
       () => ({ body: data }),
@@ -372,7 +389,8 @@ export class S3ReplicaClient implements ReplicaClient {
       );
     }
     await checkLocalSource(source);
-    await this.putCreateOnly(
+    await putCreateOnly(
+      this.io,
       key,
       source.size,
       () => {
@@ -384,57 +402,6 @@ export class S3ReplicaClient implements ReplicaClient {
       options,
     );
     return { ...file, size: source.size, createdAt: options.timestamp };
-  }
-
-  /**
-   * One create-only PutObject. `isOurs` tells, after a 412 that followed a retry, whether the
-   * stored object is our own earlier attempt that succeeded unseen (compared as a stream).
-   */
-  private async putCreateOnly(
-    key: string,
-    size: number,
-    body: () => { body: Uint8Array | Readable; done?: () => void },
-    isOurs: (stored: AsyncIterable<Uint8Array>) => Promise<boolean> | boolean,
-    options: WriteOptions,
-  ): Promise<void> {
-    const attempts = { count: 0 };
-    try {
-      await this.send(
-        'put',
-        'create-only write',
-        key,
-        async () => {
-          const attempt = body();
-          try {
-            await this.s3.send(
-              new PutObjectCommand({
-                Bucket: this.bucket,
-                Key: key,
-                Body: attempt.body,
-                ContentLength: size,
-                IfNoneMatch: '*',
-                Metadata: { [LITESTREAM_TIMESTAMP_METADATA]: formatRfc3339Nano(options.timestamp) },
-              }),
-            );
-          } finally {
-            attempt.done?.();
-          }
-        },
-        // AWS answers 409 when another conditional write of the key is in flight: try again.
-        (err) => statusOf(err) === 409,
-        attempts,
-      );
-    } catch (err) {
-      if (!isStatus(err, 412)) throw err;
-      // After a retry, the 412 may be our own earlier attempt that succeeded unseen.
-      if (attempts.count === 1 || !(await this.holdsBytes(key, isOurs))) {
-        throw new LtxvfsError(
-          'STORAGE_EXISTS',
-          `create-only write of ${this.describe(key)}: the object already exists`,
-        );
-      }
-    }
-    this.counter.written(size);
   }
 
   async deleteFiles(files: LtxFileRef[]): Promise<void> {
@@ -469,10 +436,10 @@ export class S3ReplicaClient implements ReplicaClient {
         const out = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
         const data = await readBody(out.Body);
         this.counter.read(data.length);
-        return { data, etag: unquote(out.ETag ?? '') };
+        return { data, etag: unquoteEtag(out.ETag ?? '') };
       });
     } catch (err) {
-      if (isLtxvfsError404(err)) return null;
+      if (isNotFound(err)) return null;
       throw err;
     }
   }
@@ -495,77 +462,21 @@ export class S3ReplicaClient implements ReplicaClient {
           );
           const data = await readBody(out.Body);
           this.counter.read(data.length);
-          return { data, etag: unquote(out.ETag ?? '') };
+          return { data, etag: unquoteEtag(out.ETag ?? '') };
         } catch (err) {
-          if (statusOf(err) === 304) return 'unchanged' as const;
+          if (s3StatusOf(err) === 304) return 'unchanged' as const;
           throw err;
         }
       });
     } catch (err) {
-      if (isLtxvfsError404(err)) return null;
+      if (isNotFound(err)) return null;
       throw err;
     }
   }
 
   async writeObject(name: string, data: Uint8Array, condition: ObjectCondition): Promise<{ etag: string }> {
     assertObjectName(name);
-    const key = `${s3PathPrefix(this.path)}${name}`;
-    const attempts = { count: 0 };
-    const put = (ifMatchHeader?: string) =>
-      this.send(
-        'put',
-        'conditional write',
-        key,
-        async () => {
-          const out = await this.s3.send(
-            new PutObjectCommand({
-              Bucket: this.bucket,
-              Key: key,
-              Body: data,
-              ContentLength: data.length,
-              ...('ifNoneMatch' in condition ? { IfNoneMatch: '*' } : { IfMatch: ifMatchHeader }),
-            }),
-          );
-          return unquote(out.ETag ?? '');
-        },
-        undefined,
-        attempts,
-      );
-    const sentEtag = 'ifMatch' in condition ? unquote(condition.ifMatch) : undefined;
-    try {
-      const etag = await put('ifMatch' in condition ? this.ifMatchHeader(condition.ifMatch) : undefined);
-      this.counter.written(data.length);
-      return { etag };
-    } catch (err) {
-      if (!isConditionStatus(err) || isLtxvfsError(err, 'STORAGE_NO_BUCKET')) throw err;
-      const current = await this.readObject(name);
-      // After a retry, the refusal may be our own earlier attempt that succeeded unseen.
-      if (
-        attempts.count > 1 &&
-        current !== null &&
-        current.etag !== sentEtag &&
-        equalBytes(current.data, data)
-      ) {
-        return { etag: current.etag };
-      }
-      if (sentEtag !== undefined && this.unquoteIfMatch === undefined && current?.etag === sentEtag) {
-        // The ETag we sent is current, yet the server refused it: it wants the unquoted form.
-        this.unquoteIfMatch = true;
-        try {
-          const etag = await put(sentEtag);
-          this.counter.written(data.length);
-          return { etag };
-        } catch (retryErr) {
-          if (!isConditionStatus(retryErr)) throw retryErr;
-        }
-      }
-      const why = 'ifNoneMatch' in condition ? 'the object exists' : 'the ETag does not match';
-      throw new LtxvfsError(
-        'STORAGE_CONDITION_FAILED',
-        `conditional write of ${this.describe(key)} failed: ${why} (HTTP ${statusOf(err)})`,
-        { cause: err },
-      );
-    }
+    return putIfCondition(this.io, this.quoting, name, `${s3PathPrefix(this.path)}${name}`, data, condition);
   }
 
   async deleteObject(name: string, condition?: { ifMatch: string }): Promise<void> {
@@ -575,7 +486,7 @@ export class S3ReplicaClient implements ReplicaClient {
       // Not every S3-compatible server enforces If-Match on DELETE: check first, then send it too.
       const current = await this.readObject(name);
       if (current === null) return;
-      if (current.etag !== unquote(condition.ifMatch)) {
+      if (current.etag !== unquoteEtag(condition.ifMatch)) {
         throw new LtxvfsError(
           'STORAGE_CONDITION_FAILED',
           `conditional delete of ${this.describe(key)} failed: the ETag does not match`,
@@ -588,16 +499,16 @@ export class S3ReplicaClient implements ReplicaClient {
           new DeleteObjectCommand({
             Bucket: this.bucket,
             Key: key,
-            ...(condition ? { IfMatch: this.ifMatchHeader(condition.ifMatch) } : {}),
+            ...(condition ? { IfMatch: this.quoting.header(condition.ifMatch) } : {}),
           }),
         ),
       );
     } catch (err) {
-      if (isLtxvfsError404(err)) return;
-      if (condition && isConditionStatus(err) && !isLtxvfsError(err, 'STORAGE_NO_BUCKET')) {
+      if (isNotFound(err)) return;
+      if (condition && isConditionRefusal(err) && !isLtxvfsError(err, 'STORAGE_NO_BUCKET')) {
         throw new LtxvfsError(
           'STORAGE_CONDITION_FAILED',
-          `conditional delete of ${this.describe(key)} failed: the ETag does not match (HTTP ${statusOf(err)})`,
+          `conditional delete of ${this.describe(key)} failed: the ETag does not match (HTTP ${s3StatusOf(err)})`,
           { cause: err },
         );
       }
@@ -618,31 +529,6 @@ export class S3ReplicaClient implements ReplicaClient {
   }
 
   // --- internals ----------------------------------------------------------------------------
-
-  private ifMatchHeader(etag: string): string {
-    const bare = unquote(etag);
-    return this.unquoteIfMatch ? bare : `"${bare}"`;
-  }
-
-  private async holdsBytes(
-    key: string,
-    isOurs: (stored: AsyncIterable<Uint8Array>) => Promise<boolean> | boolean,
-  ): Promise<boolean> {
-    try {
-      return await this.send('get', 'read back', key, async () => {
-        const out = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-        const stream = out.Body as Readable | undefined;
-        if (!stream) return isOurs(emptyStream());
-        try {
-          return await isOurs(stream);
-        } finally {
-          stream.destroy();
-        }
-      });
-    } catch {
-      return false;
-    }
-  }
 
   private describe(key: string): string {
     return `s3://${this.bucket}/${key}`;
@@ -668,132 +554,17 @@ export class S3ReplicaClient implements ReplicaClient {
           this.counter.count(kind);
           return request();
         },
-        (err) => isRetryable(err) || alsoRetry(err),
+        (err) => isRetryableS3Error(err) || alsoRetry(err),
         this.retryPolicy,
       );
     } catch (err) {
-      throw this.mapError(err, operation, key);
-    }
-  }
-
-  private mapError(err: unknown, operation: string, key: string): LtxvfsError {
-    if (err instanceof LtxvfsError) return err;
-    const e = (err ?? {}) as SdkError;
-    const status = e.$metadata?.httpStatusCode;
-    const name = e.name ?? e.Code ?? 'Error';
-    const target = this.describe(key);
-    const detail = `${status !== undefined ? `HTTP ${status} ` : ''}${name}${e.message && e.message !== name ? `: ${e.message}` : ''}`;
-    if (name === 'CredentialsProviderError') {
-      return new LtxvfsError(
-        'STORAGE_ACCESS_DENIED',
-        `${operation} ${target}: no AWS credentials found; set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (${detail})`,
-        { cause: err },
-      );
-    }
-    if (isNetworkError(err)) {
-      return new LtxvfsError(
-        'STORAGE_UNREACHABLE',
-        `${operation} ${target}: cannot reach the S3 endpoint ${this.endpoint ?? '(AWS default)'} (${detail})`,
-        { cause: err },
-      );
-    }
-    if (name === 'NoSuchBucket') {
-      return new LtxvfsError(
-        'STORAGE_NO_BUCKET',
-        `${operation} ${target}: bucket "${this.bucket}" does not exist`,
-        {
-          cause: err,
-        },
-      );
-    }
-    if (
-      status === 403 ||
-      name === 'InvalidAccessKeyId' ||
-      name === 'SignatureDoesNotMatch' ||
-      name === 'AccessDenied'
-    ) {
-      return new LtxvfsError(
-        'STORAGE_ACCESS_DENIED',
-        `${operation} ${target}: access denied; check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (${detail})`,
-        { cause: err },
-      );
-    }
-    if (status === 404 || name === 'NoSuchKey' || name === 'NotFound') {
-      return new LtxvfsError('STORAGE_NOT_FOUND', `${operation} ${target}: no such object (${detail})`, {
-        cause: err,
+      throw mapS3Error(err, {
+        operation,
+        target: this.describe(key),
+        bucket: this.bucket,
+        endpoint: this.endpoint,
       });
     }
-    return new LtxvfsError('STORAGE_IO', `${operation} ${target} failed: ${detail}`, { cause: err });
-  }
-}
-
-function isRetryable(err: unknown): boolean {
-  if (isNetworkError(err)) return true;
-  const e = (err ?? {}) as SdkError;
-  const status = e.$metadata?.httpStatusCode;
-  if (status !== undefined && (status >= 500 || status === 429)) return true;
-  return e.name === 'SlowDown' || e.name === 'ThrottlingException' || e.name === 'RequestTimeout';
-}
-
-function statusOf(err: unknown): number | undefined {
-  const cause = err instanceof LtxvfsError ? err.cause : err;
-  return (cause as SdkError | undefined)?.$metadata?.httpStatusCode;
-}
-
-function isStatus(err: unknown, status: number): boolean {
-  return statusOf(err) === status;
-}
-
-/** What S3-compatible stores answer to a failed precondition: 412, or 404 / 409 (see README). */
-function isConditionStatus(err: unknown): boolean {
-  const status = statusOf(err);
-  return status === 412 || status === 404 || status === 409;
-}
-
-function isLtxvfsError404(err: unknown): boolean {
-  return err instanceof LtxvfsError && err.code === 'STORAGE_NOT_FOUND';
-}
-
-function unquote(etag: string): string {
-  return etag.replace(/^"(.*)"$/, '$1');
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
-}
-
-async function* emptyStream(): AsyncGenerator<Uint8Array> {}
-
-async function sameAsBytes(stored: AsyncIterable<Uint8Array>, data: Uint8Array): Promise<boolean> {
-  let at = 0;
-  for await (const chunk of stored) {
-    if (at + chunk.length > data.length || !equalBytes(chunk, data.subarray(at, at + chunk.length)))
-      return false;
-    at += chunk.length;
-  }
-  return at === data.length;
-}
-
-/** Whether a stream holds exactly the bytes of a local file, read side by side in chunks. */
-async function sameAsLocalFile(stored: AsyncIterable<Uint8Array>, path: string): Promise<boolean> {
-  const handle = await open(path, 'r');
-  try {
-    const local = Buffer.allocUnsafe(STREAM_CHUNK_BYTES);
-    let position = 0;
-    for await (const chunk of stored) {
-      for (let at = 0; at < chunk.length; ) {
-        const want = Math.min(local.length, chunk.length - at);
-        const { bytesRead } = await handle.read(local, 0, want, position);
-        if (bytesRead === 0 || !local.subarray(0, bytesRead).equals(chunk.subarray(at, at + bytesRead)))
-          return false;
-        at += bytesRead;
-        position += bytesRead;
-      }
-    }
-    const { bytesRead } = await handle.read(local, 0, 1, position);
-    return bytesRead === 0;
-  } finally {
-    await handle.close();
   }
 }
 
