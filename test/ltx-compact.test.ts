@@ -11,6 +11,7 @@ import {
   type PageEncoding,
 } from '../src/ltx/index.js';
 import { defined, flipByte } from './support/defined.js';
+import { ltxFileBytes } from './support/ltx-spec.js';
 
 beforeAll(async () => {
   await initZstd();
@@ -147,14 +148,21 @@ describe('compactLtx', () => {
   it('uses the timestamp option and merges pages on both sides of the lock page', async () => {
     const pageSize = 65536;
     const lock = lockPgno(pageSize);
-    const h = { ...header(5, 5, lock + 1, 5), pageSize };
-    const one = encodeLtxFile(h, [
-      { pgno: lock - 1, data: new Uint8Array(pageSize).fill(1) },
-      { pgno: lock + 1, data: new Uint8Array(pageSize).fill(2) },
-    ]);
-    const two = encodeLtxFile({ ...h, minTxid: 6, maxTxid: 6, timestamp: 6 }, [
-      { pgno: lock + 1, data: new Uint8Array(pageSize).fill(9) },
-    ]);
+    const one = ltxFileBytes({
+      pageSize,
+      minTxid: 5,
+      commit: lock + 1,
+      pages: [
+        { pgno: lock - 1, data: new Uint8Array(pageSize).fill(1) },
+        { pgno: lock + 1, data: new Uint8Array(pageSize).fill(2) },
+      ],
+    });
+    const two = ltxFileBytes({
+      pageSize,
+      minTxid: 6,
+      commit: lock + 1,
+      pages: [{ pgno: lock + 1, data: new Uint8Array(pageSize).fill(9) }],
+    });
     const out = decodeLtxFile(await collect(compactLtx([once(one), once(two)], { timestamp: 42 })));
     expect(out.header).toMatchObject({ timestamp: 42, minTxid: 5, maxTxid: 6, commit: lock + 1 });
     expect(out.pages.map((p) => [p.pgno, p.data[0]])).toEqual([
@@ -164,12 +172,12 @@ describe('compactLtx', () => {
   });
 
   it('refuses a gap in TXIDs with LTX_NOT_CONTIGUOUS, and a corrupt input with its typed error', async () => {
-    const a = encodeLtxFile(header(1, 1, 1, 1), [{ pgno: 1, data: page(1) }]);
-    const c = encodeLtxFile(header(3, 3, 1, 3), [{ pgno: 1, data: page(3) }]);
+    const a = ltxFileBytes({ minTxid: 1, pages: [{ pgno: 1 }] });
+    const c = ltxFileBytes({ minTxid: 3, pages: [{ pgno: 1, tag: 3 }] });
     await expect(collect(compactLtx([once(a), once(c)]))).rejects.toMatchObject({
       code: 'LTX_NOT_CONTIGUOUS',
     });
-    const b = encodeLtxFile(header(2, 2, 1, 2), [{ pgno: 1, data: page(2) }]);
+    const b = ltxFileBytes({ minTxid: 2, pages: [{ pgno: 1, tag: 2 }] });
     const bad = b.slice();
     flipByte(bad, bad.length - 1, 1); // file checksum
     await expect(collect(compactLtx([once(a), once(bad)]))).rejects.toMatchObject({
