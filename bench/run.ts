@@ -4,8 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import bytes from 'bytes-iec';
 import { Command } from 'commander';
+import type { BenchContext } from './context.js';
 import { type Dataset, makeDataset } from './datasets.js';
-import { type LatencyProxy, startLatencyProxy } from './proxy.js';
+import { startLatencyProxy } from './proxy.js';
 import {
   type BenchReport,
   type BenchSection,
@@ -15,7 +16,7 @@ import {
   renderSection,
   writeReport,
 } from './report.js';
-import { type BenchS3, projectRoot, startBenchS3 } from './s3-server.js';
+import { projectRoot, startBenchS3 } from './s3-server.js';
 import { runScaleOutSection } from './scale-out.js';
 import { runExternalSections } from './sections-external.js';
 import { runReadPathSections } from './sql-reads.js';
@@ -26,20 +27,6 @@ import { runReadPathSections } from './sql-reads.js';
  * that adds network latency, measuring ltxvfs and its baselines in the same run. Writes
  * bench/results/<date>-<mode>.{json,md,svg}.
  */
-export interface BenchContext {
-  mode: 'quick' | 'full';
-  workDir: string;
-  s3: BenchS3;
-  /** Readers go through this; uploads and setup go straight to the server. */
-  proxy: LatencyProxy;
-  datasets: Dataset[];
-  rttMs: number;
-  bandwidthBytesPerSec: number;
-  readers: number[];
-  log: (line: string) => void;
-  /** `s3://bucket/prefix?...` through the proxy (`proxied`) or straight to the server. */
-  replicaUrl(bucket: string, prefix: string, proxied: boolean): string;
-}
 
 const ALL_SECTIONS = ['reads', 'replication', 'scale-out', 'ltx', 'compaction', 'cold-pages'] as const;
 type SectionId = (typeof ALL_SECTIONS)[number];

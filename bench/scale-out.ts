@@ -5,8 +5,8 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { INSERT_REVIEW, makeReview, REVIEWS_SCHEMA, seededRandom } from '../src/demo/reviews.js';
 import { Replicator } from '../src/writer/replicator.js';
+import type { BenchContext } from './context.js';
 import type { BenchSection, Cell } from './report.js';
-import type { BenchContext } from './run.js';
 import type { ReaderResult } from './scale-out-reader.js';
 import { removeScratch } from './scratch.js';
 

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { BenchContext } from './context.js';
 import type { BenchSection, Cell } from './report.js';
-import type { BenchContext } from './run.js';
 
 /**
  * The suites other rooms own (LTX codec, replication, compaction, replica page reads) run from

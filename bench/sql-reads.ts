@@ -6,10 +6,10 @@ import { openReplicaClient } from '../src/storage/index.js';
 import type { RequestStats } from '../src/storage/types.js';
 import { Replicator } from '../src/writer/replicator.js';
 import { createLtx, type SqlValue } from '../vfs/index.js';
+import type { BenchContext } from './context.js';
 import type { Dataset } from './datasets.js';
 import { type BenchSection, type Cell, type ColdPoint, formatBytes } from './report.js';
 import { sequentialRequests, sequentialRoundTrips, timeRequests } from './request-timing.js';
-import type { BenchContext } from './run.js';
 import { removeScratch } from './scratch.js';
 
 /**
