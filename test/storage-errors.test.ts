@@ -436,6 +436,25 @@ describe('file backend: nothing outside the root', () => {
     expect((await client.listFiles(3)).map((f) => f.maxTxid)).toEqual([4]);
     expect(existsSync(join(inside, 'ltx', 'elsewhere', '0000000000000001-0000000000000004.ltx'))).toBe(true);
   });
+
+  it('after a listing, an LTX file that is a symlink is still checked: outside refused, inside read', async () => {
+    // Reads in a listed level directory skip the realpath walk (O_NOFOLLOW open); a symlinked
+    // file must still take the full check.
+    const dir = join(tmp.dir, 'file-links');
+    await mkdir(join(dir, 'ltx', '0'), { recursive: true });
+    await writeFile(join(dir, 'ltx', '0', 'real.bin'), 'inside');
+    await symlink(
+      join(outside, '0000000000000001-0000000000000001.ltx'),
+      join(dir, 'ltx', '0', '0000000000000001-0000000000000001.ltx'),
+    );
+    await symlink('real.bin', join(dir, 'ltx', '0', '0000000000000002-0000000000000002.ltx'));
+    const client = openReplicaClient(dir);
+    await client.listFiles(0);
+    const escape = await caught(client.readRange({ level: 0, minTxid: 1, maxTxid: 1 }, 0, 3));
+    expect(escape.code).toBe('STORAGE_PATH_ESCAPE');
+    const inside = await client.readRange({ level: 0, minTxid: 2, maxTxid: 2 }, 0, 6);
+    expect(Buffer.from(inside).toString()).toBe('inside');
+  });
 });
 
 describe('file backend: races between processes', () => {

@@ -56,6 +56,11 @@ export class FileReplicaClient implements ReplicaClient {
   readonly url: string;
   readonly root: string;
   private readonly counter = new StatsCounter();
+  /**
+   * Level directories already checked to stay inside the root (refreshed by every listing), so a
+   * read of one of 20,000 files costs an open, not two realpath walks.
+   */
+  private readonly checkedLevelDirs = new Map<number, string>();
 
   constructor(root: string) {
     this.root = resolve(root);
@@ -97,7 +102,9 @@ export class FileReplicaClient implements ReplicaClient {
   }
 
   private async listLevel(level: number, options: ListOptions): Promise<LtxFileInfo[]> {
+    this.checkedLevelDirs.delete(level);
     const dir = await this.resolveInside(fileLevelDir(level));
+    this.checkedLevelDirs.set(level, dir);
     const entries = await this.readDir(dir, `list level ${level}`);
     const fromTxid = options.fromTxid ?? 0;
     const candidates: { name: string; minTxid: number; maxTxid: number }[] = [];
@@ -136,11 +143,11 @@ export class FileReplicaClient implements ReplicaClient {
     assertFileRef(file);
     assertRange(offset, length);
     if (length === 0) return new Uint8Array(0);
-    const path = await this.ltxPath(file);
     this.counter.count('get');
     let handle: Awaited<ReturnType<typeof open>> | undefined;
+    let path = this.ltxPathUnchecked(file);
     try {
-      handle = await open(path, 'r');
+      ({ handle, path } = await this.openLtx(file));
       const buffer = Buffer.alloc(length);
       let filled = 0;
       while (filled < length) {
@@ -325,6 +332,31 @@ export class FileReplicaClient implements ReplicaClient {
   async close(): Promise<void> {}
 
   // --- paths --------------------------------------------------------------------------------
+
+  private ltxPathUnchecked(file: LtxFileRef): string {
+    return join(this.root, fileLevelDir(file.level), ltxFileName(file.minTxid, file.maxTxid));
+  }
+
+  /**
+   * Opens an LTX file for reading. In a level directory already checked, the file itself is
+   * opened with O_NOFOLLOW: a plain file there cannot lead outside the root. A symlinked file
+   * (ELOOP) takes the full check.
+   */
+  private async openLtx(
+    file: LtxFileRef,
+  ): Promise<{ handle: Awaited<ReturnType<typeof open>>; path: string }> {
+    const dir = this.checkedLevelDirs.get(file.level);
+    if (dir !== undefined) {
+      const path = join(dir, ltxFileName(file.minTxid, file.maxTxid));
+      try {
+        return { handle: await open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW), path };
+      } catch (err) {
+        if (errCode(err) !== 'ELOOP') throw err;
+      }
+    }
+    const path = await this.ltxPath(file);
+    return { handle: await open(path, 'r'), path };
+  }
 
   private async ltxPath(file: LtxFileRef): Promise<string> {
     return this.resolveInside(`${fileLevelDir(file.level)}/${ltxFileName(file.minTxid, file.maxTxid)}`);
