@@ -450,8 +450,8 @@ describe('file backend: nothing outside the root', () => {
     await symlink('real.bin', join(dir, 'ltx', '0', '0000000000000002-0000000000000002.ltx'));
     const client = openReplicaClient(dir);
     await client.listFiles(0);
-    const escape = await caught(client.readRange({ level: 0, minTxid: 1, maxTxid: 1 }, 0, 3));
-    expect(escape.code).toBe('STORAGE_PATH_ESCAPE');
+    const escaped = await caught(client.readRange({ level: 0, minTxid: 1, maxTxid: 1 }, 0, 3));
+    expect(escaped.code).toBe('STORAGE_PATH_ESCAPE');
     const inside = await client.readRange({ level: 0, minTxid: 2, maxTxid: 2 }, 0, 6);
     expect(Buffer.from(inside).toString()).toBe('inside');
   });

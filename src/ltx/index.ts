@@ -25,6 +25,7 @@ export {
   type LtxWait,
 } from './decoder.js';
 export { encodeLtxFile, LtxEncoder, type LtxEncoderOptions } from './encoder.js';
+export { LtxFileChecksum } from './file-checksum.js';
 export {
   decodeHeader,
   encodeHeader,

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { lockPgno } from '../ltx/index.js';
+import { HEADER_SIZE, LtxFileChecksum, lockPgno } from '../ltx/index.js';
 import { listAllLevels } from '../storage/listing.js';
 import type { ReplicaClient } from '../storage/types.js';
 import { fsyncDir } from '../util/atomic-file.js';
@@ -15,8 +15,8 @@ import {
   entryEnd,
   entryOffset,
   entryPgno,
-  entrySize,
   type FileIndex,
+  findEntry,
   type PageLocation,
 } from './page-map.js';
 import type { HydrationStatus } from './port.js';
@@ -46,6 +46,30 @@ interface Sidecar {
   final: boolean;
   /** Bitmap, bit (pgno & 7) of byte (pgno >> 3): the page holds its bytes at `txid`. */
   valid: string;
+  /** Objects streamed part way: where their checksum stopped, and the pages already written from them. */
+  streams?: SavedStream[];
+}
+
+interface SavedStream {
+  key: string;
+  size: number;
+  received: number;
+  /** CRC-64 of the first `received` bytes, 16 hex digits. */
+  crc: string;
+  /** Page number ranges [first, last] written from the object, not yet valid. */
+  pending: Array<[number, number]>;
+}
+
+/**
+ * An object being streamed: every byte goes through its file checksum, and the pages written
+ * from it become valid only once the checksum matched at its end.
+ */
+interface ObjectStream {
+  index: FileIndex;
+  checksum: LtxFileChecksum;
+  /** Next byte to fetch: always at a frame boundary (or the object's end). */
+  offset: number;
+  pending: Set<number>;
 }
 
 /** The JSON file beside a hydrated file that says which pages it holds, at which TXID. */
@@ -57,15 +81,6 @@ export function hydrationSidecarPath(filePath: string): string {
 const ROUND_BYTES = 32 * 1024 * 1024;
 /** Parallel range GETs while downloading. */
 const CONCURRENCY = 4;
-/** Unwanted frames a range may include to avoid starting a new request. */
-const GAP_FRAMES = 8;
-
-interface Run {
-  index: FileIndex;
-  first: number;
-  last: number;
-  wanted: number[];
-}
 
 /**
  * Downloads the whole database into a local file in the background and serves pages from it
@@ -81,13 +96,16 @@ export class Hydrator {
   private target: Version | undefined;
   private valid = new Uint8Array(0);
   private final = false;
-  private cursor = 1;
   private closed = false;
   private wakeup: (() => void) | undefined;
   private loopDone: Promise<void> | undefined;
   /** Pages changed since `target`, accumulated from the poller, while the chain of notes is unbroken. */
   private noteTip: Version | undefined;
   private changed: Set<number> | 'compare' = new Set();
+  /** Objects streamed part way, by `${key}@${size}`. */
+  private streams = new Map<string, ObjectStream>();
+  /** Streams read from the sidecar, matched to objects of the target when a round picks them. */
+  private savedStreams = new Map<string, SavedStream>();
   private readonly state: HydrationStatus = {
     state: 'running',
     txid: 0,
@@ -168,9 +186,8 @@ export class Hydrator {
       let retriedReplan = false;
       while (!this.closed) {
         await this.maybeAdvance();
-        const { runs, scanEnd } = this.planRound();
-        if (runs.length === 0) {
-          this.cursor = scanEnd;
+        const files = this.planRound();
+        if (files.length === 0) {
           if (!this.final) await this.finalize();
           this.setState('done');
           await new Promise<void>((resolve) => {
@@ -181,8 +198,7 @@ export class Hydrator {
         }
         this.setState('running');
         try {
-          await this.execute(runs);
-          this.cursor = scanEnd;
+          await this.execute(files);
           retriedReplan = false;
         } catch (err) {
           if (!isLtxvfsError(err, 'STORAGE_NOT_FOUND') || retriedReplan || this.target === undefined)
@@ -237,6 +253,8 @@ export class Hydrator {
           this.final = sidecar.final;
           this.valid = Buffer.from(sidecar.valid, 'base64');
           for (const p of changed) this.clearBit(p);
+          for (const saved of sidecar.streams ?? [])
+            this.savedStreams.set(`${saved.key}@${saved.size}`, saved);
           await this.retarget(latest, sidecar.commit);
           this.host.log(
             `hydration of ${this.filePath} resumes at TXID ${formatTxid(sidecar.txid)}: ` +
@@ -282,7 +300,6 @@ export class Hydrator {
     this.target = version;
     this.noteTip = version;
     this.changed = new Set();
-    this.cursor = 1;
     await fh.truncate(version.commit * version.pageSize);
     const lock = lockPgno(version.pageSize);
     let done = 0;
@@ -316,13 +333,16 @@ export class Hydrator {
     this.host.report(this.status());
   }
 
-  private planRound(): { runs: Run[]; scanEnd: number } {
+  /**
+   * The objects holding pages still missing from the file, in page order, until ROUND_BYTES of
+   * them are left to stream. Each is streamed whole (from where a previous round stopped).
+   */
+  private planRound(): FileIndex[] {
     const target = present(this.target, 'hydration target');
     const lock = lockPgno(target.pageSize);
-    const byIndex = new Map<FileIndex, number[]>();
+    const picked = new Map<string, FileIndex>();
     let bytes = 0;
-    let p = this.cursor;
-    for (; p <= target.commit && bytes < ROUND_BYTES; p++) {
+    for (let p = 1; p <= target.commit && bytes < ROUND_BYTES; p++) {
       if (p === lock || this.isValid(p)) continue;
       const loc = target.map.lookup(p);
       if (loc === undefined) {
@@ -331,86 +351,171 @@ export class Hydrator {
           `page ${p} of ${this.host.client.url} at TXID ${formatTxid(target.txid)} is in none of the planned objects`,
         );
       }
-      let list = byIndex.get(loc.index);
-      if (list === undefined) {
-        list = [];
-        byIndex.set(loc.index, list);
-      }
-      list.push(loc.entry);
-      bytes += entrySize(loc.index, loc.entry);
+      const key = streamKey(loc.index);
+      if (picked.has(key)) continue;
+      picked.set(key, loc.index);
+      bytes += loc.index.file.size - (this.streams.get(key)?.offset ?? 0);
     }
-    const chunk = Math.max(this.host.fetcher.maxRunBytes(), 1);
-    const runs: Run[] = [];
-    for (const [index, entries] of byIndex) {
-      entries.sort((a, b) => a - b);
-      let run: Run | undefined;
-      let runBytes = 0;
-      for (const e of entries) {
-        const contiguous =
-          run !== undefined &&
-          e - run.last <= GAP_FRAMES + 1 &&
-          entryEnd(index, e) - entryOffset(index, run.first) <= chunk &&
-          entryOffset(index, e) - entryEnd(index, run.last) <= chunk - runBytes;
-        if (run !== undefined && contiguous) {
-          run.last = e;
-          run.wanted.push(e);
-          runBytes = entryEnd(index, e) - entryOffset(index, run.first);
-        } else {
-          if (run !== undefined) runs.push(run);
-          run = { index, first: e, last: e, wanted: [e] };
-          runBytes = entrySize(index, e);
-        }
-      }
-      if (run !== undefined) runs.push(run);
-    }
-    return { runs, scanEnd: p };
+    return [...picked.values()];
   }
 
-  private async execute(runs: Run[]): Promise<void> {
+  private async execute(files: FileIndex[]): Promise<void> {
     let next = 0;
     const worker = async (): Promise<void> => {
       while (!this.closed) {
-        const run = runs[next++];
-        if (run === undefined) return;
-        await this.fetchRun(run);
+        const file = files[next++];
+        if (file === undefined) return;
+        await this.streamObject(file);
       }
     };
-    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, runs.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, files.length) }, worker));
   }
 
-  private async fetchRun(run: Run): Promise<void> {
-    const target = present(this.target, 'hydration target');
-    const { index, first, last } = run;
-    const pages = await this.host.fetcher.readFrames(index, first, last, target.pageSize);
-    this.state.bytesDownloaded += entryEnd(index, last) - entryOffset(index, first);
-    // Consecutive page numbers go to disk in one write.
-    let group: { pgno: number; pages: Uint8Array[] } | undefined;
-    const groups: Array<{ pgno: number; pages: Uint8Array[] }> = [];
-    for (const e of run.wanted) {
-      const pgno = entryPgno(index, e);
-      const page = present(pages[e - first], `frame ${e} of the run read from ${index.key}`);
-      if (group !== undefined && group.pgno + group.pages.length === pgno) group.pages.push(page);
-      else {
-        group = { pgno, pages: [page] };
-        groups.push(group);
+  private openStream(index: FileIndex): ObjectStream {
+    const key = streamKey(index);
+    const open = this.streams.get(key);
+    if (open !== undefined && open.index.key === index.key) return open;
+    const saved = this.savedStreams.get(key);
+    this.savedStreams.delete(key);
+    let stream: ObjectStream = {
+      index,
+      checksum: new LtxFileChecksum(index.file.size),
+      offset: 0,
+      pending: new Set(),
+    };
+    if (saved !== undefined) {
+      try {
+        const crc = BigInt(`0x${saved.crc}`);
+        const pending = new Set<number>();
+        for (const [a, b] of saved.pending) for (let p = a; p <= b; p++) pending.add(p);
+        stream = {
+          index,
+          checksum: new LtxFileChecksum(index.file.size, { received: saved.received, crc }),
+          offset: saved.received,
+          pending,
+        };
+      } catch {
+        // A sidecar entry that does not fit the object: stream it from the start.
       }
     }
-    const fh = this.fh;
-    if (fh === undefined) return;
-    for (const g of groups) {
-      const [only] = g.pages;
-      const buf = g.pages.length === 1 && only !== undefined ? only : Buffer.concat(g.pages);
-      await writeAll(fh, buf, (g.pgno - 1) * target.pageSize, this.dataPath);
+    this.streams.set(key, stream);
+    return stream;
+  }
+
+  /**
+   * Streams one object from where it stopped, at most ROUND_BYTES this round: every byte through
+   * its file checksum, the frames the target still needs decoded and written. At the object's end
+   * a matching checksum makes the written pages valid; a mismatch is REPLICA_CORRUPT naming it,
+   * and none of its pages is ever served from the file.
+   */
+  private async streamObject(index: FileIndex): Promise<void> {
+    const target = present(this.target, 'hydration target');
+    const stream = this.openStream(index);
+    const size = index.file.size;
+    const chunk = Math.max(this.host.fetcher.maxRunBytes(), 64 * 1024);
+    const lock = lockPgno(target.pageSize);
+    // Frames by offset, so a chunk can end at a frame boundary.
+    const order = Array.from(index.pgnos.keys()).sort(
+      (a, b) => entryOffset(index, a) - entryOffset(index, b),
+    );
+    const orderAt = (i: number): number => present(order[i], `frame ${i} of ${index.key}`);
+    let at = 0;
+    while (at < order.length && entryOffset(index, orderAt(at)) < stream.offset) at++;
+    let budget = ROUND_BYTES;
+    while (stream.offset < size && budget > 0 && !this.closed && this.target === target) {
+      const start = stream.offset;
+      let end = at < order.length ? entryEnd(index, orderAt(at)) : size;
+      let last = at;
+      while (last + 1 < order.length && entryEnd(index, orderAt(last + 1)) - start <= chunk) {
+        last++;
+        end = entryEnd(index, orderAt(last));
+      }
+      if (last + 1 >= order.length) {
+        // The rest after the last frame (terminator, index, trailer) is small: take it along.
+        if (size - start <= chunk || at >= order.length) end = size;
+      }
+      const bytes = await this.host.client.readRange(index.file, start, end - start);
+      this.state.bytesDownloaded += bytes.byteLength;
+      if (bytes.byteLength < end - start) {
+        throw new LtxvfsError(
+          'REPLICA_CORRUPT',
+          `object ${index.key} of ${this.host.client.url} is truncated: the listing says ${size} bytes, a read ended at ${start + bytes.byteLength}`,
+        );
+      }
+      budget -= bytes.byteLength;
+      // Every frame is decoded: the file checksum covers decoded pages, not compressed bytes.
+      const pages: Array<{ pgno: number; page: Uint8Array }> = [];
+      let hashed = start;
+      for (; at < order.length && entryEnd(index, orderAt(at)) <= end; at++) {
+        const e = orderAt(at);
+        const from = entryOffset(index, e);
+        if (from !== hashed && hashed === 0 && from === HEADER_SIZE) {
+          stream.checksum.update(bytes.subarray(0, HEADER_SIZE));
+          hashed = HEADER_SIZE;
+        }
+        if (from !== hashed)
+          throw this.corruptObject(index, `its page index leaves a gap or overlap at byte ${hashed}`);
+        const page = await this.host.fetcher.decodeFrame(index, e, bytes, start, target.pageSize);
+        stream.checksum.updateFrame(bytes.subarray(from - start, entryEnd(index, e) - start), page);
+        hashed = entryEnd(index, e);
+        const pgno = entryPgno(index, e);
+        if (pgno === lock || pgno > target.commit || this.isValid(pgno)) continue;
+        const loc = target.map.lookup(pgno);
+        if (loc === undefined || loc.index.key !== index.key || loc.entry !== e) continue;
+        pages.push({ pgno, page });
+      }
+      if (hashed < end) stream.checksum.update(bytes.subarray(hashed - start));
+      stream.offset = end;
+      await this.writePages(pages, target);
+      for (const { pgno } of pages) stream.pending.add(pgno);
+    }
+    if (stream.offset < size) return;
+    this.streams.delete(streamKey(index));
+    try {
+      stream.checksum.verify();
+    } catch (err) {
+      throw this.corruptObject(index, err instanceof Error ? err.message : String(err), err);
     }
     if (this.target !== target) return;
-    for (const e of run.wanted) {
-      const pgno = entryPgno(index, e);
-      if (!this.isValid(pgno)) {
-        this.setBit(pgno);
-        this.state.pagesDone++;
-      }
+    for (const pgno of stream.pending) {
+      const loc = target.map.lookup(pgno);
+      if (loc === undefined || loc.index.key !== index.key || entryPgno(index, loc.entry) !== pgno) continue;
+      if (findEntry(index, pgno) !== loc.entry || this.isValid(pgno)) continue;
+      this.setBit(pgno);
+      this.state.pagesDone++;
     }
     this.host.report(this.status());
+  }
+
+  private corruptObject(index: FileIndex, why: string, cause?: unknown): LtxvfsError {
+    return new LtxvfsError(
+      'REPLICA_CORRUPT',
+      `object ${index.key} of ${this.host.client.url} is corrupt: ${why}`,
+      {
+        cause,
+      },
+    );
+  }
+
+  /** Consecutive page numbers go to disk in one write. */
+  private async writePages(pages: Array<{ pgno: number; page: Uint8Array }>, target: Version): Promise<void> {
+    const fh = this.fh;
+    if (fh === undefined || pages.length === 0) return;
+    pages.sort((a, b) => a.pgno - b.pgno);
+    let group: Array<{ pgno: number; page: Uint8Array }> = [];
+    const flush = async (): Promise<void> => {
+      const [first] = group;
+      if (first === undefined) return;
+      const buf = group.length === 1 ? first.page : Buffer.concat(group.map((p) => p.page));
+      await writeAll(fh, buf, (first.pgno - 1) * target.pageSize, this.dataPath);
+      group = [];
+    };
+    for (const p of pages) {
+      const prev = group[group.length - 1];
+      if (prev !== undefined && prev.pgno + 1 !== p.pgno) await flush();
+      group.push(p);
+    }
+    await flush();
   }
 
   private async finalize(): Promise<void> {
@@ -459,6 +564,7 @@ export class Hydrator {
       commit: target.commit,
       final: this.final,
       valid: Buffer.from(this.valid.buffer, this.valid.byteOffset, this.valid.byteLength).toString('base64'),
+      streams: this.savedStreamList(),
     };
     const tmp = `${this.sidecarPath}.tmp`;
     try {
@@ -475,6 +581,32 @@ export class Hydrator {
     } catch (err) {
       throw ioFailure(`writing ${tmp}`, err);
     }
+  }
+
+  private savedStreamList(): SavedStream[] {
+    // Saved streams not resumed yet survive a checkpoint while their object is still planned.
+    const planned = new Set(this.target?.map.files().map(streamKey));
+    const out: SavedStream[] = [...this.savedStreams.entries()]
+      .filter(([k]) => planned.has(k))
+      .map(([, v]) => v);
+    for (const [key, stream] of this.streams) {
+      const progress = stream.checksum.progress();
+      if (progress === undefined || progress.received !== stream.offset) continue;
+      const pending: Array<[number, number]> = [];
+      for (const p of [...stream.pending].sort((a, b) => a - b)) {
+        const last = pending[pending.length - 1];
+        if (last !== undefined && last[1] + 1 === p) last[1] = p;
+        else pending.push([p, p]);
+      }
+      out.push({
+        key: key.slice(0, key.lastIndexOf('@')),
+        size: stream.index.file.size,
+        received: progress.received,
+        crc: progress.crc.toString(16).padStart(16, '0'),
+        pending,
+      });
+    }
+    return out;
   }
 
   private setState(state: HydrationStatus['state']): void {
@@ -499,6 +631,10 @@ export class Hydrator {
     const bits = this.valid[byte];
     if (bits !== undefined) this.valid[byte] = bits & ~(1 << (p & 7));
   }
+}
+
+function streamKey(index: FileIndex): string {
+  return `${index.key}@${index.file.size}`;
 }
 
 /** Writes all of `data` at `position`, however short each write is; a failure names the file. */

@@ -11,6 +11,7 @@ import {
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
 import { type FileIndex, fileKey, makeFileIndex } from './page-map.js';
+import { checkWholeObject } from './whole-object.js';
 
 export interface LoadedFile {
   index: FileIndex;
@@ -126,6 +127,8 @@ export class IndexLoader {
     }
     let columns: PageIndexColumns;
     try {
+      // A tail that covers the whole object is checked whole: its index and header are then as written.
+      if (tailStart === 0) await checkWholeObject(tail);
       let parsed = parsePageIndexColumns(tail, file.size);
       if (parsed.kind === 'need-more') {
         const more = await this.client.readRange(file, parsed.indexStart, file.size - parsed.indexStart);

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { decodePageFrame, initZstd } from '../ltx/index.js';
+import { decodePageFrame, initZstd, PAGE_INDEX_TAIL_ESTIMATE } from '../ltx/index.js';
 import type { ReplicaClient } from '../storage/types.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
 import { present } from '../util/invariant.js';
@@ -11,6 +11,7 @@ import {
   type FileIndex,
   type PageLocation,
 } from './page-map.js';
+import { checkWholeObject } from './whole-object.js';
 
 export interface PageFetcherOptions {
   cacheBytes: number;
@@ -36,6 +37,16 @@ const ENTRY_OVERHEAD = 96;
 const PREFETCH_DEPTH = 2;
 /** All streams together keep at most this many read-ahead windows in flight in the background. */
 const PREFETCH_GLOBAL_WINDOWS = 4;
+
+/**
+ * Objects up to this size are read whole and checked against their file checksum before any of
+ * their pages is served (one GET either way; the index loader reads them whole too).
+ */
+export const WHOLE_FILE_READ_MAX = PAGE_INDEX_TAIL_ESTIMATE;
+
+export function isReadWhole(index: FileIndex): boolean {
+  return index.file.size <= WHOLE_FILE_READ_MAX;
+}
 
 interface Deferred {
   promise: Promise<Uint8Array>;
@@ -171,13 +182,18 @@ export class PageFetcher {
     return mine;
   }
 
-  /** Frames first..last of one object, decoded, bypassing the cache (hydration). */
-  async readFrames(index: FileIndex, first: number, last: number, pageSize: number): Promise<Uint8Array[]> {
-    const bytes = await this.readBytes(index, first, last);
-    const start = entryOffset(index, first);
-    const pages: Uint8Array[] = [];
-    for (let e = first; e <= last; e++) pages.push(await this.decodeAsync(index, e, bytes, start, pageSize));
-    return pages;
+  /**
+   * The page of frame `entry`, decoded from `bytes` (object bytes from offset `start` on), bypassing
+   * the cache (hydration streams objects itself).
+   */
+  decodeFrame(
+    index: FileIndex,
+    entry: number,
+    bytes: Uint8Array,
+    start: number,
+    pageSize: number,
+  ): Promise<Uint8Array> {
+    return this.decodeAsync(index, entry, bytes, start, pageSize);
   }
 
   /** Largest range one request may cover (read-ahead cap); hydration sizes its requests by it. */
@@ -260,6 +276,9 @@ export class PageFetcher {
 
   private planRun(loc: PageLocation, pageSize: number): Run {
     const { index, entry } = loc;
+    // A small object is fetched whole: every page of it comes from one checked read.
+    if (isReadWhole(index))
+      return { index, first: 0, last: index.pgnos.length - 1, pageSize, owned: new Map() };
     let last = entry;
     if (this.options.readAhead) {
       // Several streams per object: a miss elsewhere (a B-tree interior page, another
@@ -355,12 +374,34 @@ export class PageFetcher {
   private async readBytes(index: FileIndex, first: number, last: number): Promise<Uint8Array> {
     const start = entryOffset(index, first);
     const length = entryEnd(index, last) - start;
+    if (isReadWhole(index)) return (await this.readWholeFile(index)).subarray(start, start + length);
     const bytes = await this.client.readRange(index.file, start, length);
     if (bytes.byteLength < length) {
       throw new LtxvfsError(
         'REPLICA_CORRUPT',
         `object ${index.key} of ${this.client.url} is truncated: its page index places page ${entryPgno(index, last)} ` +
           `at bytes ${start}..${start + length}, but the object ends after ${start + bytes.byteLength} bytes`,
+      );
+    }
+    return bytes;
+  }
+
+  /** The whole object, checked against its file checksum (REPLICA_CORRUPT naming it otherwise). */
+  private async readWholeFile(index: FileIndex): Promise<Uint8Array> {
+    const { size } = index.file;
+    const bytes = await this.client.readRange(index.file, 0, size);
+    try {
+      if (bytes.byteLength !== size) {
+        throw new Error(
+          `the listing says ${size} bytes, a read of the whole object gave ${bytes.byteLength}`,
+        );
+      }
+      await checkWholeObject(bytes);
+    } catch (err) {
+      throw new LtxvfsError(
+        'REPLICA_CORRUPT',
+        `object ${index.key} of ${this.client.url} is corrupt: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
       );
     }
     return bytes;
