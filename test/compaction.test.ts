@@ -274,6 +274,35 @@ describe('compaction on the file backend (injected clock)', () => {
     expect(warn.some((line) => line.includes('disk on fire'))).toBe(true);
     expect(info.some((line) => line.includes('disk on fire'))).toBe(false);
   });
+  it('does nothing, not even a LIST, while the writer may not write (its lease expired unrenewed)', async () => {
+    const client = openReplicaClient(join(await tempDir(), 'replica'));
+    let allowed = false;
+    let snapshots = 0;
+    const scheduler = new CompactionScheduler({
+      client,
+      config: {
+        levels: [10 * S],
+        snapshotIntervalMs: 60 * S,
+        retentionMs: 60 * S,
+        l0RetentionMs: 0,
+        retentionEnabled: true,
+      },
+      takeSnapshot: async () => {
+        snapshots++;
+        return null;
+      },
+      now: () => T0 + 120 * S,
+      mayWrite: () => allowed,
+    });
+    client.resetStats();
+    await scheduler.tick();
+    expect(client.stats().list).toBe(0);
+    expect(snapshots).toBe(0);
+    allowed = true;
+    await scheduler.tick();
+    expect(client.stats().list).toBeGreaterThan(0);
+    expect(snapshots).toBe(1);
+  });
 });
 
 describeS3('compaction on S3', () => {

@@ -351,6 +351,7 @@ export class Replicator extends EventEmitter {
         encoding: this.opts.encoding,
         spoolDir: this.local.dir,
         afterPass: manifest ? () => manifest.publish() : undefined,
+        mayWrite: () => !lease || (lease.lost === undefined && !lease.expired()),
       });
       run.compactor.start(this.options.compactionPollMs ?? 1000);
     }

@@ -48,6 +48,12 @@ export interface CompactionSchedulerOptions {
   spoolDir?: string;
   /** Called after every pass that ran something (the manifest is rewritten from it). */
   afterPass?: () => Promise<void>;
+  /**
+   * Whether this writer may change the replica now (default always). The replicator says no
+   * while its lease has expired unrenewed: until the store confirms it, another writer may hold
+   * the replica, so a tick then does nothing, not even a LIST, and the schedule waits.
+   */
+  mayWrite?: () => boolean;
 }
 
 export interface CompactionStats {
@@ -78,6 +84,7 @@ export class CompactionScheduler {
   private readonly readBudgetBytes: number;
   private readonly spoolDir: string;
   private readonly afterPass: (() => Promise<void>) | undefined;
+  private readonly mayWrite: () => boolean;
   private staleSpoolsRemoved = false;
   /** Newest file per level as far as this process knows; undefined = not listed yet. */
   private readonly newest = new Map<number, LtxFileInfo | null>();
@@ -99,6 +106,7 @@ export class CompactionScheduler {
     this.readBudgetBytes = opts.readBudgetBytes ?? 64 * 1024 * 1024;
     this.spoolDir = opts.spoolDir ?? tmpdir();
     this.afterPass = opts.afterPass;
+    this.mayWrite = opts.mayWrite ?? (() => true);
   }
 
   /** Changes whenever a pass wrote or deleted something. */
@@ -130,7 +138,7 @@ export class CompactionScheduler {
    * is logged and counted and retried on the next tick; it does not stop the others.
    */
   tick(): Promise<void> {
-    if (!this.running) {
+    if (!this.running && this.mayWrite()) {
       const before = this.workDone();
       this.running = this.runDue()
         .then(() => (this.workDone() !== before ? this.afterPass?.().catch(() => {}) : undefined))
@@ -138,7 +146,7 @@ export class CompactionScheduler {
           this.running = undefined;
         });
     }
-    return this.running;
+    return this.running ?? Promise.resolve();
   }
 
   private async runDue(): Promise<void> {
