@@ -13,6 +13,7 @@ import { Replicator } from '../src/writer/index.js';
 import { createLtx } from '../vfs/index.js';
 import { makeDataset } from './datasets.js';
 import { projectRoot } from './s3-server.js';
+import { median, percentile } from './support/stats.js';
 
 /**
  * Follow mode: reads with better-sqlite3 on the followed file against better-sqlite3 on a plain
@@ -22,16 +23,6 @@ import { projectRoot } from './s3-server.js';
  */
 const SCAN = 'SELECT count(*) AS n, sum(length(body)) AS chars, avg(rating) AS r FROM reviews';
 const POINT = 'SELECT * FROM reviews WHERE id = ?';
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? Number.NaN;
-}
-
-function percentile(values: number[], p: number): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
-}
 
 interface ReadRow {
   reader: string;

@@ -8,6 +8,7 @@ import { openReplicaClient } from '../src/storage/index.js';
 import type { ReplicaClient } from '../src/storage/types.js';
 import { Replicator, type ReplicatorOptions, type SyncedEvent } from '../src/writer/index.js';
 import { projectRoot } from './s3-server.js';
+import { median, percentile } from './support/stats.js';
 
 /**
  * Replication lag (a commit on the primary until the L0 file holding it is durable in the
@@ -46,11 +47,6 @@ export interface ThroughputRow {
 export interface ReplicationBenchResult {
   lag: LagRow[];
   throughput: ThroughputRow[];
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
 async function measureLag(opts: {
@@ -203,13 +199,6 @@ export interface ThroughputComparison {
   /** median(with) / median(alone), percent. */
   keptPercent: number;
   loadAverage: number[];
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  const upper = s[mid] ?? Number.NaN;
-  return s.length % 2 ? upper : ((s[mid - 1] ?? Number.NaN) + upper) / 2;
 }
 
 /**

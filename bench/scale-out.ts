@@ -9,6 +9,7 @@ import type { BenchContext } from './context.js';
 import type { BenchSection, Cell } from './report.js';
 import type { ReaderResult } from './scale-out-reader.js';
 import { removeScratch } from './scratch.js';
+import { percentile } from './support/stats.js';
 
 /**
  * 1, 4 and 16 reader processes follow one replica in S3 (through the latency proxy) while a
@@ -18,12 +19,6 @@ import { removeScratch } from './scratch.js';
  */
 const START_BATCH = 4;
 const READER_SCRIPT = fileURLToPath(new URL('./scale-out-reader.js', import.meta.url));
-
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
 
 interface Reader {
   child: ChildProcessWithoutNullStreams;

@@ -11,6 +11,7 @@ import type { Dataset } from './datasets.js';
 import { type BenchSection, type Cell, type ColdPoint, formatBytes } from './report.js';
 import { sequentialRequests, sequentialRoundTrips, timeRequests } from './request-timing.js';
 import { removeScratch } from './scratch.js';
+import { median } from './support/stats.js';
 
 /**
  * The read paths a newcomer would compare, all against the same replica in S3 behind the same
@@ -77,11 +78,6 @@ interface Measurement {
   requests: number;
   bytes: number;
   rows: number;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN;
 }
 
 function seeded(seed: number): () => number {
