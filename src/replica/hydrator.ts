@@ -190,10 +190,16 @@ export class Hydrator {
         if (files.length === 0) {
           if (!this.final) await this.finalize();
           this.setState('done');
-          await new Promise<void>((resolve) => {
-            this.wakeup = resolve;
-            if (this.closed) resolve();
-          });
+          // Every release of a view wakes the loop; only a new target can make pages missing,
+          // so the file is not scanned again (O(pages)) until one comes.
+          const complete = this.target;
+          do {
+            await new Promise<void>((resolve) => {
+              this.wakeup = resolve;
+              if (this.closed) resolve();
+            });
+            if (!this.closed) await this.maybeAdvance();
+          } while (!this.closed && this.target === complete);
           continue;
         }
         this.setState('running');
