@@ -12,6 +12,11 @@ import { type BenchSection, type Cell, type ColdPoint, formatBytes } from './rep
 import { sequentialRequests, sequentialRoundTrips, timeRequests } from './request-timing.js';
 import { removeScratch } from './scratch.js';
 import { median } from './support/stats.js';
+import { measureWarmReads, WARM_COLUMNS, WARM_SCAN_SQL } from './warm-reads.js';
+
+/** Timed point lookups per warm case, in both modes: fewer measure the JIT warming up. */
+const WARM_LOOKUPS = 20_000;
+const WARM_WARMUP = 5_000;
 
 /**
  * The read paths a newcomer would compare, all against the same replica in S3 behind the same
@@ -267,66 +272,45 @@ export async function runReadPathSections(
         'bytes read': formatBytes(restoreOnce.bytes),
       });
 
-      // Warm reads: the hydrated replica, a warm (cached, not hydrated) one, and better-sqlite3.
-      const lookups = ctx.mode === 'quick' ? 2000 : 10_000;
-      const random = seeded(42);
-      const ids = Array.from({ length: lookups }, () => 1 + Math.floor(random() * ds.rows));
-      const hydratedDb = await ltx.open(`file:${name}?vfs=ltx`);
-      const hydrated = await timeLookups(ids, (id) => hydratedDb.get(QUERIES[0].sql, [id]));
-      const hydratedScan = await timeOnce(() => hydratedDb.all(QUERIES[2].sql));
-      const requestsDuringHydratedReads = requestsOf(client.stats()) - requestsOf(hstats);
-      await hydratedDb.close();
-      await ltx.unregisterReplica(name);
-      await client.close();
-
+      // Warm reads: the hydrated replica, a warm (cached, not hydrated) one, and better-sqlite3
+      // on the restored copy (exactly the replica's database), after a warm-up, in the same run.
       const warmClient = openReplicaClient(proxiedUrl);
       const warmName = `bench-${++registered}.db`;
       await ltx.registerReplica(warmName, warmClient, {
         pollIntervalMs: 0,
         cacheBytes: Math.max(64 << 20, ds.bytes * 2),
       });
-      const warmDb = await ltx.open(`file:${warmName}?vfs=ltx`);
-      await warmDb.all(QUERIES[2].sql); // fills the cache
-      const before = requestsOf(warmClient.stats());
-      const warm = await timeLookups(ids, (id) => warmDb.get(QUERIES[0].sql, [id]));
-      const warmScan = await timeOnce(() => warmDb.all(QUERIES[2].sql));
-      const warmRequests = requestsOf(warmClient.stats()) - before;
-      await warmDb.close();
+      const filler = await ltx.open(`file:${warmName}?vfs=ltx`);
+      await filler.all(WARM_SCAN_SQL); // fills the cache
+      await filler.close();
+      const clients = new Map([
+        [name, client],
+        [warmName, warmClient],
+      ]);
+      const warm = await measureWarmReads({
+        ltx,
+        hydratedName: name,
+        warmName,
+        nativePath: restoredPath,
+        rows: ds.rows,
+        lookups: WARM_LOOKUPS,
+        warmup: WARM_WARMUP,
+        scans: ctx.mode === 'quick' ? 3 : 5,
+        requestsOf: (n) => {
+          const c = clients.get(n);
+          return c ? requestsOf(c.stats()) : 0;
+        },
+        dataset: size,
+      });
+      warmRows.push(...warm.rows);
+      await ltx.unregisterReplica(name);
+      await client.close();
       await ltx.unregisterReplica(warmName);
       await warmClient.close();
-
-      // The restored file is a local copy of exactly the replica's database.
-      const local = new Database(restoredPath, { readonly: true });
-      const stmt = local.prepare(QUERIES[0].sql);
-      const native = await timeLookups(ids, async (id) => stmt.get(id));
-      const nativeScan = await timeOnce(async () => local.prepare(QUERIES[2].sql).all());
-      local.close();
-
-      warmRows.push(
-        {
-          dataset: size,
-          approach: 'ltxvfs, hydrated',
-          'point lookups/s': hydrated,
-          'full scan ms': hydratedScan,
-          'store requests': requestsDuringHydratedReads,
-        },
-        {
-          dataset: size,
-          approach: 'ltxvfs, warm cache (not hydrated)',
-          'point lookups/s': warm,
-          'full scan ms': warmScan,
-          'store requests': warmRequests,
-        },
-        {
-          dataset: size,
-          approach: 'better-sqlite3 on a local copy',
-          'point lookups/s': native,
-          'full scan ms': nativeScan,
-          'store requests': 0,
-        },
-      );
       ctx.log(
-        `reads ${ds.name}: hydrated in ${(hydrateMs / 1000).toFixed(1)} s; lookups/s hydrated ${Math.round(hydrated)} warm ${Math.round(warm)} native ${Math.round(native)}`,
+        `reads ${ds.name}: hydrated in ${(hydrateMs / 1000).toFixed(1)} s; ${warm.lookups
+          .map((c) => `${c.approach} ${c.how} ${Math.round(c.lookupsPerSecond)}/s`)
+          .join('; ')}`,
       );
       await removeScratch(hydratePath);
       await removeScratch(restoredPath);
@@ -366,27 +350,12 @@ export async function runReadPathSections(
       {
         id: 'warm',
         title: 'Warm and hydrated reads vs better-sqlite3',
-        note: 'Point lookups by primary key, one after another (random ids), and a full scan, on a replica that is fully hydrated, on one whose page cache holds the whole database, and with better-sqlite3 on a local copy of the same database. wa-sqlite runs SQLite as WebAssembly behind an async VFS, so the gap to native better-sqlite3 is the price of the replica.',
-        columns: ['dataset', 'approach', 'point lookups/s', 'full scan ms', 'store requests'],
+        note: `Point lookups by primary key, one after another (${WARM_LOOKUPS.toLocaleString('en-US')} random ids after ${WARM_WARMUP.toLocaleString('en-US')} untimed ones, in every case), through db.get(sql, params) and through a prepared statement's get, and a full scan (median of several after one untimed), on a replica that is fully hydrated, on one whose page cache holds the whole database, and with better-sqlite3 on a local copy of the same database, in the same run; "vs better-sqlite3" is throughput against better-sqlite3's prepared get (scans: its time over ours). wa-sqlite runs SQLite as WebAssembly behind a JavaScript VFS (Node ${process.versions.node}), so the gap to native better-sqlite3 is the price of the replica.`,
+        columns: WARM_COLUMNS,
         rows: warmRows,
       },
     ],
   };
-}
-
-async function timeLookups(
-  ids: number[],
-  lookup: (id: number) => Promise<unknown> | unknown,
-): Promise<number> {
-  const begun = performance.now();
-  for (const id of ids) await lookup(id);
-  return ids.length / ((performance.now() - begun) / 1000);
-}
-
-async function timeOnce(fn: () => Promise<unknown>): Promise<number> {
-  const begun = performance.now();
-  await fn();
-  return performance.now() - begun;
 }
 
 async function waitForHydration(
