@@ -184,4 +184,36 @@ describe('compactLtx', () => {
       code: 'LTX_BAD_CHECKSUM',
     });
   });
+
+  it('a page size change: the input that changes it (holding every page) replaces the inputs before it', async () => {
+    // 512-byte pages at TXIDs 1-2; the primary VACUUMs into 1024-byte pages at TXID 3 (every page),
+    // TXID 4 rewrites page 2. Expected: TXID 3's pages with TXID 4's page 2, page size 1024.
+    const one = ltxFileBytes({ minTxid: 1, pages: [1, 2, 3, 4].map((pgno) => ({ pgno })) });
+    const two = ltxFileBytes({ minTxid: 2, pages: [{ pgno: 4, tag: 40 }] });
+    const three = ltxFileBytes({
+      pageSize: 1024,
+      minTxid: 3,
+      pages: [1, 2, 3].map((pgno) => ({ pgno, tag: 300 + pgno })),
+    });
+    const four = ltxFileBytes({ pageSize: 1024, minTxid: 4, commit: 3, pages: [{ pgno: 2, tag: 42 }] });
+    const out = decodeLtxFile(await collect(compactLtx([once(one), once(two), once(three), once(four)])));
+    expect(out.header).toMatchObject({ minTxid: 1, maxTxid: 4, pageSize: 1024, commit: 3 });
+    const expected = [...decodeLtxFile(three).pages];
+    expected[1] = defined(decodeLtxFile(four).pages[0], 'page 2 of TXID 4');
+    const bytesOf = (pages: readonly { pgno: number; data: Uint8Array }[]) =>
+      pages.map((p) => ({ pgno: p.pgno, data: Buffer.from(p.data).toString('hex') }));
+    expect(bytesOf(out.pages)).toEqual(bytesOf(expected));
+
+    // A change at a file that lacks a page cannot be merged: the pages before it are another size.
+    const partial = ltxFileBytes({
+      pageSize: 1024,
+      minTxid: 3,
+      commit: 3,
+      pages: [{ pgno: 1 }, { pgno: 3 }],
+    });
+    await expect(collect(compactLtx([once(two), once(partial)]))).rejects.toMatchObject({
+      code: 'LTX_NOT_CONTIGUOUS',
+      message: expect.stringContaining('holds 2 of the database'),
+    });
+  });
 });

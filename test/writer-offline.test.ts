@@ -6,7 +6,7 @@
  * SQLite itself reads both files.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -48,7 +48,13 @@ function contents(path: string): unknown {
     const rows: Record<string, unknown[]> = {};
     for (const s of schema)
       if (s.type === 'table') rows[s.name] = db.prepare(`SELECT * FROM "${s.name}" ORDER BY rowid`).all();
-    return { schema, rows, integrity: db.pragma('integrity_check', { simple: true }) };
+    return {
+      schema,
+      rows,
+      integrity: db.pragma('integrity_check', { simple: true }),
+      pageSize: db.pragma('page_size', { simple: true }),
+      pageCount: db.pragma('page_count', { simple: true }),
+    };
   } finally {
     db.close();
   }
@@ -81,9 +87,9 @@ function setup(name: string, walMode: boolean) {
   return { dbPath, replica };
 }
 
-const insert50 = `
+const insert50 = `{
   const ins = db.prepare('INSERT INTO t (v) VALUES (?)');
-  db.transaction(() => { for (let i = 0; i < 50; i++) ins.run('offline ' + i + ' ' + 'x'.repeat(200)); })();`;
+  db.transaction(() => { for (let i = 0; i < 50; i++) ins.run('offline ' + i + ' ' + 'x'.repeat(200)); })(); }`;
 
 describe('replicate --once sees changes made while no replicator ran', () => {
   for (const walAtFirstSync of [true, false]) {
@@ -134,5 +140,65 @@ describe('replicate --once sees changes made while no replicator ran', () => {
     app(dbPath, `db.pragma('journal_mode = WAL'); ${insert50} db.exec('VACUUM');`);
     replicateOnce(dbPath, replica);
     expectRestoreEqualsPrimary(dbPath, replica, 'vacuum-2');
+  });
+
+  for (const walAtFirstSync of [true, false]) {
+    const mode = walAtFirstSync ? 'wal' : 'rollback-first';
+    it(`${mode}: an offline page_size change (rollback mode, page_size, VACUUM, back to WAL)`, () => {
+      const { dbPath, replica } = setup(`page-size-${mode}`, walAtFirstSync);
+      // Up (4096 -> 8192), then down (8192 -> 1024, more pages than before), then 4096 again with
+      // rows written in WAL mode after the change and the WAL left behind (not checkpointed).
+      const steps: { size: number; keepWal: boolean }[] = [
+        { size: 8192, keepWal: false },
+        { size: 1024, keepWal: false },
+        { size: 4096, keepWal: true },
+      ];
+      for (const [round, step] of steps.entries()) {
+        app(
+          dbPath,
+          `db.pragma('journal_mode = DELETE');
+           db.pragma('page_size = ${step.size}');
+           db.exec('VACUUM');
+           db.pragma('journal_mode = WAL');
+           ${insert50}
+           ${step.keepWal ? 'process.exit(0);' : ''}`,
+        );
+        expect(new Database(dbPath, { readonly: true }).pragma('page_size', { simple: true })).toBe(
+          step.size,
+        );
+        replicateOnce(dbPath, replica);
+        expectRestoreEqualsPrimary(dbPath, replica, `page-size-${mode}-${round}`);
+        // The VFS reads it too (its chain starts at the L9 snapshot written at the change).
+        const q = spawnSync(
+          process.execPath,
+          [cli, 'query', replica, 'SELECT * FROM t ORDER BY id', '--json'],
+          {
+            encoding: 'utf8',
+          },
+        );
+        expect(q.status, q.stderr).toBe(0);
+        expect(JSON.parse(q.stdout)).toEqual((contents(dbPath) as { rows: { t: unknown[] } }).rows.t);
+      }
+      const v = spawnSync(process.execPath, [cli, 'verify', replica], { encoding: 'utf8' });
+      expect(v.status, v.stdout + v.stderr).toBe(0);
+      // Without the L9 snapshots, restore walks the L0 chain across every page size change.
+      const l0Only = join(tmp.dir, `page-size-${mode}-l0-only`);
+      cpSync(replica, l0Only, { recursive: true });
+      rmSync(join(l0Only, 'ltx', '9'), { recursive: true });
+      rmSync(join(l0Only, 'ltxvfs'), { recursive: true, force: true });
+      expectRestoreEqualsPrimary(dbPath, l0Only, `page-size-${mode}-l0-only`);
+    });
+  }
+
+  it('an offline VACUUM that shrinks the file to a fraction, then rows written in WAL mode', () => {
+    const { dbPath, replica } = setup('vacuum-shrink', true);
+    app(dbPath, `db.pragma('journal_mode = WAL'); ${insert50} ${insert50} ${insert50}`);
+    replicateOnce(dbPath, replica);
+    app(dbPath, `db.pragma('journal_mode = WAL'); db.exec('DELETE FROM t WHERE id > 5'); db.exec('VACUUM');`);
+    replicateOnce(dbPath, replica);
+    expectRestoreEqualsPrimary(dbPath, replica, 'vacuum-shrink-1');
+    app(dbPath, `db.pragma('journal_mode = WAL'); ${insert50} process.exit(0);`);
+    replicateOnce(dbPath, replica);
+    expectRestoreEqualsPrimary(dbPath, replica, 'vacuum-shrink-2');
   });
 });

@@ -5,6 +5,7 @@ import { type DecodedPage, LtxStreamDecoder } from './decoder.js';
 import { LtxEncoder } from './encoder.js';
 import { type LtxHeader, litestreamHeader } from './header.js';
 import type { Lz4Compressor } from './lz4-block.js';
+import { lockPgno } from './names.js';
 
 export interface CompactOptions {
   /** Page encoding of the output; 'lz4-block' by default. */
@@ -22,6 +23,8 @@ interface Input {
   header: LtxHeader;
   /** A page of this input survives only up to the smallest Commit from here to the last input. */
   keepUpTo: number;
+  /** Pages read from this input so far. */
+  seen: number;
 }
 
 /**
@@ -30,7 +33,9 @@ interface Input {
  *
  * The newest version of each page wins; Commit and timestamp come from the last input; a page is
  * dropped if any later input shrank the database below it (a shrink followed by a regrow rewrites
- * the regrown pages). Output: NoChecksum, pre/post-apply checksums 0, no WAL fields; starting at
+ * the regrown pages). An input with another page size than the one before it must hold every
+ * page (the writer sends one after the primary changed its page size) and replaces all inputs
+ * before it. Output: NoChecksum, pre/post-apply checksums 0, no WAL fields; starting at
  * TXID 1 it is a full snapshot, and the encoder checks that it is complete.
  *
  * Every input is fully verified, but a failure can surface only after output was produced (the
@@ -53,17 +58,22 @@ export async function* compactLtx(
           `input ${i} starts at TXID ${header.minTxid}, expected ${prev.maxTxid + 1} after input ${i - 1}`,
         );
       }
-      if (header.pageSize !== prev.pageSize) {
-        throw new LtxvfsError(
-          'LTX_NOT_CONTIGUOUS',
-          `input ${i} has page size ${header.pageSize}, input ${i - 1} has ${prev.pageSize}`,
-        );
-      }
     }
-    list.push({ decoder, pages: decoder.pages(), head: undefined, header, keepUpTo: header.commit });
+    list.push({ decoder, pages: decoder.pages(), head: undefined, header, keepUpTo: header.commit, seen: 0 });
   }
+  // A page size change (the primary ran `PRAGMA page_size` + VACUUM) comes as a file with every
+  // page, which replaces everything before it: the merge starts there. That it really holds
+  // every page is checked once it has been read, before the output is finished.
+  let base = 0;
+  for (let i = 1; i < list.length; i++) {
+    const header = list[i]?.header;
+    if (header && header.pageSize !== list[i - 1]?.header.pageSize) base = i;
+  }
+  const superseded = list.slice(0, base);
+  const baseInput = list[base];
+  const merged = list.slice(base);
   let keepUpTo = Number.POSITIVE_INFINITY;
-  for (const input of list.slice().reverse()) {
+  for (const input of merged.slice().reverse()) {
     keepUpTo = Math.min(input.header.commit, keepUpTo);
     input.keepUpTo = keepUpTo;
   }
@@ -89,20 +99,21 @@ export async function* compactLtx(
         input.head = undefined;
         return;
       }
+      input.seen++;
       if (r.value.pgno <= input.keepUpTo) {
         input.head = r.value;
         return;
       }
     }
   };
-  await Promise.all(list.map(advance));
+  await Promise.all(merged.map(advance));
   for (;;) {
     let pgno = Number.POSITIVE_INFINITY;
-    for (const input of list) if (input.head && input.head.pgno < pgno) pgno = input.head.pgno;
+    for (const input of merged) if (input.head && input.head.pgno < pgno) pgno = input.head.pgno;
     if (pgno === Number.POSITIVE_INFINITY) break;
     let newest: DecodedPage | undefined;
     const moving: Input[] = [];
-    for (const input of list) {
+    for (const input of merged) {
       if (input.head?.pgno === pgno) {
         newest = input.head;
         moving.push(input);
@@ -114,7 +125,19 @@ export async function* compactLtx(
     );
     await Promise.all(moving.map(advance));
   }
-  // Reaching each trailer verifies each input's index and file checksum.
+  // Reaching each trailer verifies each input's index and file checksum (a superseded input is
+  // read through too: a corrupt file is never silently dropped).
+  for (const input of superseded) while (!(await input.pages.next()).done) input.seen++;
   for (const input of list) await input.decoder.trailer();
+  if (base > 0 && baseInput) {
+    const h = baseInput.header;
+    const complete = h.commit - (lockPgno(h.pageSize) <= h.commit ? 1 : 0);
+    if (baseInput.seen !== complete) {
+      throw new LtxvfsError(
+        'LTX_NOT_CONTIGUOUS',
+        `input ${base} changes the page size from ${list[base - 1]?.header.pageSize} to ${h.pageSize} but holds ${baseInput.seen} of the database's ${complete} pages (a page size change needs a file with every page)`,
+      );
+    }
+  }
   yield encoder.finish();
 }

@@ -79,22 +79,28 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       const decoder = new LtxStreamDecoder(counted());
       try {
         const header = await decoder.header();
-        if (last && header.pageSize !== last.pageSize) {
-          throw new LtxvfsError(
-            'REPLICA_CORRUPT',
-            `page size ${header.pageSize} differs from the previous file's ${last.pageSize}`,
-          );
-        }
+        // The primary changed its page size (offline `PRAGMA page_size` + VACUUM): the writer
+        // then sends a file with every page, which replaces everything before it.
+        const pageSizeChanged = last !== undefined && header.pageSize !== last.pageSize;
+        if (pageSizeChanged) ftruncateSync(fd, 0);
         if (header.minTxid !== file.minTxid || header.maxTxid !== file.maxTxid) {
           throw new LtxvfsError(
             'REPLICA_CORRUPT',
             `header says TXIDs ${formatTxid(header.minTxid)}-${formatTxid(header.maxTxid)}`,
           );
         }
+        let pages = 0;
         for await (const page of decoder.pages()) {
           writeAllSync(fd, page.data, (page.pgno - 1) * header.pageSize);
+          pages++;
         }
         await decoder.trailer();
+        if (pageSizeChanged && pages !== completePageCount(header)) {
+          throw new LtxvfsError(
+            'REPLICA_CORRUPT',
+            `page size ${header.pageSize} differs from the previous file's ${last?.pageSize}, and the file holds ${pages} of the database's ${completePageCount(header)} pages (a page size change needs a file with every page)`,
+          );
+        }
         last = header;
       } catch (err) {
         if (err instanceof LtxvfsError) {
@@ -112,6 +118,11 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     return final;
   });
   return { txid: header.maxTxid, pageSize: header.pageSize, commit: header.commit, files: plan, bytesRead };
+}
+
+/** Pages 1..commit without the lock page: what a file holding the whole database holds. */
+function completePageCount(header: LtxHeader): number {
+  return header.commit - (lockPgno(header.pageSize) <= header.commit ? 1 : 0);
 }
 
 /**

@@ -1,4 +1,4 @@
-import { LtxStreamDecoder } from '../ltx/index.js';
+import { LtxStreamDecoder, lockPgno } from '../ltx/index.js';
 import { describeLtxFile } from '../ltx/names.js';
 import { listAllLevels } from '../storage/listing.js';
 import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
@@ -17,7 +17,8 @@ export interface VerifyReport {
 
 /**
  * Checks a replica: every file fully decoded and verified (file checksum, index, page order),
- * its header TXIDs equal to its name, one page size throughout; each level 0..8 tiles its TXID
+ * its header TXIDs equal to its name, one page size throughout each level except at a file that
+ * holds every page (the primary changed its page size); each level 0..8 tiles its TXID
  * range without gaps or overlaps, L9 files are snapshots starting at TXID 1; and the latest
  * state is restorable (Litestream's plan finds a contiguous chain from TXID 1).
  */
@@ -26,10 +27,10 @@ export async function verifyReplica(client: ReplicaClient): Promise<VerifyReport
   const problems: string[] = [];
   let files = 0;
   let bytes = 0;
-  let pageSize: number | undefined;
   const name = (f: LtxFileInfo) => describeLtxFile(f);
   for (const [level, list] of listing) {
     let prev: LtxFileInfo | undefined;
+    let pageSize: number | undefined;
     for (const f of list) {
       if (level === 9 && f.minTxid !== 1) problems.push(`${name(f)}: a snapshot must start at TXID 1`);
       if (level !== 9 && prev) {
@@ -51,11 +52,18 @@ export async function verifyReplica(client: ReplicaClient): Promise<VerifyReport
             `${name(f)}: header says TXIDs ${formatTxid(header.minTxid)}-${formatTxid(header.maxTxid)}`,
           );
         }
-        if (pageSize === undefined) pageSize = header.pageSize;
-        else if (header.pageSize !== pageSize) {
-          problems.push(`${name(f)}: page size ${header.pageSize}, other files have ${pageSize}`);
-        }
+        let pages = 0;
+        for await (const _page of decoder.pages()) pages++;
         await decoder.trailer();
+        // The primary may change its page size (offline VACUUM): the file at the change holds
+        // every page and replaces what came before it in its level.
+        const complete = header.commit - (lockPgno(header.pageSize) <= header.commit ? 1 : 0);
+        if (pageSize !== undefined && header.pageSize !== pageSize && pages !== complete) {
+          problems.push(
+            `${name(f)}: page size ${header.pageSize} after files with ${pageSize}, and it holds ${pages} of the database's ${complete} pages (a page size change needs every page)`,
+          );
+        }
+        pageSize = header.pageSize;
         bytes += f.size;
       } catch (err) {
         const reason = isLtxvfsError(err) ? `${err.code}: ${err.message}` : String(err);

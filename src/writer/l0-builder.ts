@@ -23,6 +23,8 @@ export interface SyncedEvent {
   txid: Txid;
   snapshot: boolean;
   reason?: string;
+  /** Set when this L0 has another page size than the one before it (it then holds every page). */
+  pageSizeChanged?: true;
   pages: number;
   bytes: number;
   commit: number;
@@ -305,6 +307,8 @@ export class L0Builder {
     file: DbFingerprint;
   }): void {
     const txid = (this.state?.txid ?? 0) + 1;
+    const previousPageSize = this.state?.pageSize ?? 0;
+    const pageSizeChanged = previousPageSize !== 0 && previousPageSize !== l0.pageSize;
     const timestamp = Date.now();
     const header = litestreamHeader({
       minTxid: txid,
@@ -336,6 +340,7 @@ export class L0Builder {
         bytes,
         commit: l0.commit,
         ...(l0.reason ? { reason: l0.reason } : {}),
+        ...(pageSizeChanged ? { pageSizeChanged: true as const } : {}),
       },
       timestamp,
     );

@@ -161,6 +161,9 @@ export class Replicator extends EventEmitter {
   private running = false;
   private fatalError: LtxvfsError | undefined;
   private stagedAt = new Map<Txid, number>();
+  /** The newest L0 that changed the page size, until an L9 snapshot at or after it is written. */
+  private pageSizeChangedAt: Txid | undefined;
+  private pageSizeSnapshot: Promise<void> | undefined;
   private counters = {
     syncs: 0,
     snapshots: 0,
@@ -285,6 +288,8 @@ export class Replicator extends EventEmitter {
           );
           this.emit('uploaded', { txid, bytes, ms, lagMs: lag });
           manifest?.publish().catch(() => {});
+          if (this.pageSizeChangedAt !== undefined && txid >= this.pageSizeChangedAt)
+            this.snapshotAfterPageSizeChange();
         },
         onRetry: (info) => {
           this.counters.uploadRetries++;
@@ -362,6 +367,7 @@ export class Replicator extends EventEmitter {
     this.noteStagedBytes(event.txid, event.bytes);
     this.counters.syncs++;
     if (event.snapshot) this.counters.snapshots++;
+    if (event.pageSizeChanged) this.pageSizeChangedAt = event.txid;
     this.run?.checkpointer.noteSynced();
     this.run?.uploader.notify(event.txid);
     this.emit('synced', event);
@@ -439,8 +445,42 @@ export class Replicator extends EventEmitter {
   async sync(): Promise<{ txid: Txid }> {
     const { txid, run } = await this.serialized((run) => ({ txid: run.builder.syncLocal(), run }));
     await run.uploader.waitFor(txid);
+    await this.pageSizeSnapshot;
     await run.manifest?.publish().catch(() => {});
     return { txid };
+  }
+
+  /**
+   * The primary's page size changed (an offline `PRAGMA page_size` + VACUUM) and the L0 that
+   * carries it is in the replica: a full L9 snapshot at once, so that a reader's chain (which
+   * starts at the newest snapshot) never spans two page sizes. Until it lands, restore and
+   * compaction still handle the change (the L0 holds every page); a failure is retried after the
+   * next upload.
+   */
+  private snapshotAfterPageSizeChange(): void {
+    if (this.pageSizeSnapshot) return;
+    const due = this.pageSizeChangedAt;
+    this.pageSizeSnapshot = this.takeSnapshot()
+      .then(
+        (file) => {
+          if (this.pageSizeChangedAt === due) this.pageSizeChangedAt = undefined;
+          if (file)
+            this.logger.info(`the page size changed: wrote the L9 snapshot ${formatTxid(file.maxTxid)}`);
+        },
+        (err: unknown) => {
+          if (isLtxvfsError(err, 'STORAGE_EXISTS')) {
+            if (this.pageSizeChangedAt === due) this.pageSizeChangedAt = undefined;
+            return;
+          }
+          const message = err instanceof Error ? err.message : String(err);
+          this.logger.warn(
+            `L9 snapshot after the page size change failed (tried again after the next upload): ${message}`,
+          );
+        },
+      )
+      .finally(() => {
+        this.pageSizeSnapshot = undefined;
+      });
   }
 
   /** Stages what is committed (no waiting for the store). */
