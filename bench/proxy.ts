@@ -29,6 +29,8 @@ export interface LatencyProxy {
   readonly endpoint: string;
   readonly port: number;
   stats(): ProxyStats;
+  /** When (performance.now()) each connection since the last resetStats() was accepted. */
+  connectionTimes(): number[];
   resetStats(): void;
   close(): Promise<void>;
 }
@@ -125,11 +127,13 @@ export async function startLatencyProxy(options: ProxyOptions): Promise<LatencyP
   const up = new Link(bytesPerMs);
   const down = new Link(bytesPerMs);
   let stats: ProxyStats = { connections: 0, bytesUp: 0, bytesDown: 0 };
+  let accepted: number[] = [];
   const open = new Set<net.Socket>();
 
   // Half-open on both sides: each direction ends on its own once its queue has drained.
   const server = net.createServer({ allowHalfOpen: true }, (client) => {
     stats.connections++;
+    accepted.push(performance.now());
     client.setNoDelay(true);
     const upstream = net.connect({
       port: options.target.port,
@@ -172,8 +176,10 @@ export async function startLatencyProxy(options: ProxyOptions): Promise<LatencyP
     endpoint: `http://127.0.0.1:${port}`,
     port,
     stats: () => ({ ...stats }),
+    connectionTimes: () => [...accepted],
     resetStats: () => {
       stats = { connections: 0, bytesUp: 0, bytesDown: 0 };
+      accepted = [];
     },
     close: () =>
       new Promise<void>((resolve) => {

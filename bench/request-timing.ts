@@ -4,6 +4,8 @@ import type { ReplicaClient } from '../src/storage/types.js';
 export interface RequestSpan {
   start: number;
   end: number;
+  /** What was asked, e.g. `readRange L9 0000000000000003 @123+4096` (for LTXVFS_BENCH_TRACE). */
+  what?: string;
 }
 
 const TIMED = new Set([
@@ -26,11 +28,35 @@ export function timeRequests(client: ReplicaClient): { client: ReplicaClient; sp
       return (...args: unknown[]) => {
         const start = performance.now();
         const result = (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
-        return result.finally(() => spans.push({ start, end: performance.now() }));
+        return result.finally(() =>
+          spans.push({ start, end: performance.now(), what: describe(prop, args) }),
+        );
       };
     },
   });
   return { client: timed, spans };
+}
+
+function describe(op: string, args: unknown[]): string {
+  const [first, offset, length] = args;
+  if (typeof first === 'string') return `${op} ${first}`;
+  if (typeof first === 'object' && first !== null && 'level' in first && 'maxTxid' in first) {
+    const ref = first as { level: number; minTxid: number; maxTxid: number };
+    const range = typeof offset === 'number' ? ` @${offset}+${String(length)}` : '';
+    return `${op} L${ref.level} ${ref.minTxid}-${ref.maxTxid}${range}`;
+  }
+  return typeof first === 'number' ? `${op} L${first}` : op;
+}
+
+/** One line per request, times in ms from `origin`, for reading a cold run by eye. */
+export function formatSpans(spans: readonly RequestSpan[], origin: number): string {
+  return [...spans]
+    .sort((a, b) => a.start - b.start)
+    .map(
+      (s) =>
+        `  ${(s.start - origin).toFixed(1).padStart(8)} .. ${(s.end - origin).toFixed(1).padStart(8)}  ${s.what ?? ''}`,
+    )
+    .join('\n');
 }
 
 /**
@@ -41,6 +67,23 @@ export function timeRequests(client: ReplicaClient): { client: ReplicaClient; sp
  */
 export function sequentialRoundTrips(spans: readonly RequestSpan[], rttMs: number): number {
   return longestChain(spans, (s) => Math.max(1, Math.round((s.end - s.start) / Math.max(rttMs, 1))));
+}
+
+/**
+ * Sequential network round trips: the longest chain of requests each starting after the previous
+ * one ended, each counting 1, plus 1 when a connection was opened while it was in flight early
+ * enough to carry it (accepted by the proxy at least one round trip before it ended): the TCP
+ * handshake a new connection costs. Unlike sequentialRoundTrips it does not grow with CPU time
+ * on a busy machine; a connection another request in flight opened may be counted too (never less).
+ */
+export function sequentialNetworkRoundTrips(
+  spans: readonly RequestSpan[],
+  connectionTimes: readonly number[],
+  rttMs: number,
+): number {
+  const opened = (s: RequestSpan) =>
+    connectionTimes.some((t) => t >= s.start - 0.5 && t <= s.end - rttMs) ? 1 : 0;
+  return longestChain(spans, (s) => 1 + opened(s));
 }
 
 /** The longest chain of requests each starting after the previous one ended, counting 1 each. */

@@ -9,7 +9,13 @@ import { createLtx, type SqlValue } from '../vfs/index.js';
 import type { BenchContext } from './context.js';
 import type { Dataset } from './datasets.js';
 import { type BenchSection, type Cell, type ColdPoint, formatBytes } from './report.js';
-import { sequentialRequests, sequentialRoundTrips, timeRequests } from './request-timing.js';
+import {
+  formatSpans,
+  sequentialNetworkRoundTrips,
+  sequentialRequests,
+  sequentialRoundTrips,
+  timeRequests,
+} from './request-timing.js';
 import { removeScratch } from './scratch.js';
 import { median } from './support/stats.js';
 import { measureWarmReads, WARM_COLUMNS, WARM_SCAN_SQL } from './warm-reads.js';
@@ -75,7 +81,9 @@ function requestsOf(s: RequestStats): number {
 }
 
 interface Measurement {
-  /** Longest chain of requests one after another, in round trips (see sequentialRoundTrips). */
+  /** Longest chain of requests one after another, in network round trips (sequentialNetworkRoundTrips). */
+  netRts: number;
+  /** The same chain, each request counted as its duration in round trips (sequentialRoundTrips). */
   rts: number;
   /** The same chain counting one per request (what an idle machine would show). */
   chain: number;
@@ -120,6 +128,7 @@ export async function runReadPathSections(
       ): Promise<Measurement> => {
         const { client, spans } = timeRequests(openReplicaClient(proxiedUrl));
         const name = `bench-${++registered}.db`;
+        ctx.proxy.resetStats();
         const begun = performance.now();
         await ltx.registerReplica(name, client, {
           pollIntervalMs: 0,
@@ -133,8 +142,14 @@ export async function runReadPathSections(
         await db.close();
         await ltx.unregisterReplica(name);
         await client.close();
+        const netRts = sequentialNetworkRoundTrips(spans, ctx.proxy.connectionTimes(), ctx.rttMs);
+        if (process.env.LTXVFS_BENCH_TRACE)
+          ctx.log(
+            `trace ${ds.name} ${query.id} ${how}: ${Math.round(ms)} ms, ${netRts} RTs (${sequentialRoundTrips(spans, ctx.rttMs)} by time)\n${formatSpans(spans, begun)}`,
+          );
         return {
           ms,
+          netRts,
           rts: sequentialRoundTrips(spans, ctx.rttMs),
           chain: sequentialRequests(spans),
           requests: requestsOf(stats),
@@ -150,6 +165,7 @@ export async function runReadPathSections(
       const restoredPath = path.join(ctx.workDir, `${ds.name}-restored.db`);
       await removeScratch(restoredPath);
       const { client: restoreClient, spans: restoreSpans } = timeRequests(openReplicaClient(proxiedUrl));
+      ctx.proxy.resetStats();
       const restoreBegun = performance.now();
       await restore({ client: restoreClient, outPath: restoredPath });
       const restoreMs = performance.now() - restoreBegun;
@@ -157,6 +173,7 @@ export async function runReadPathSections(
       await restoreClient.close();
       const restoreOnce = {
         restoreMs,
+        netRts: sequentialNetworkRoundTrips(restoreSpans, ctx.proxy.connectionTimes(), ctx.rttMs),
         rts: sequentialRoundTrips(restoreSpans, ctx.rttMs),
         chain: sequentialRequests(restoreSpans),
         requests: requestsOf(restoreStats),
@@ -170,6 +187,7 @@ export async function runReadPathSections(
         const ms = restoreMs + (performance.now() - begun);
         return {
           ms,
+          netRts: restoreOnce.netRts,
           rts: restoreOnce.rts,
           chain: restoreOnce.chain,
           requests: restoreOnce.requests,
@@ -207,6 +225,7 @@ export async function runReadPathSections(
               approach,
               'sequential requests': null,
               'sequential RTs': null,
+              'RTs by time': null,
               'ms (median)': null,
               requests: null,
               'bytes read': `not run: ~${scanPages.toLocaleString('en-US')} sequential requests, est. ${Math.round(perPageEstimateS)} s`,
@@ -222,6 +241,7 @@ export async function runReadPathSections(
           }
           const ms = median(list.map((m) => m.ms));
           const rts = median(list.map((m) => m.rts));
+          const netRts = median(list.map((m) => m.netRts));
           const chain = median(list.map((m) => m.chain));
           const requests = median(list.map((m) => m.requests));
           const bytes = median(list.map((m) => m.bytes));
@@ -230,7 +250,8 @@ export async function runReadPathSections(
             query: query.label,
             approach,
             'sequential requests': chain,
-            'sequential RTs': rts,
+            'sequential RTs': netRts,
+            'RTs by time': rts,
             'ms (median)': Math.round(ms),
             requests,
             'bytes read': formatBytes(bytes),
@@ -327,13 +348,14 @@ export async function runReadPathSections(
       {
         id: 'cold',
         title: 'Cold open to first row',
-        note: `Time from opening the replica (nothing cached) until the query's rows are in hand, and what it cost at the store (requests = LIST + GET + HEAD), through the proxy (${net}). Sequential requests: the longest chain of requests each starting after the previous one ended, from request start/end times; sequential RTs: the same chain with each request counted as its duration in round trips (a request that opens a connection counts 2; on a busy machine CPU time inflates it). ltxvfs (manifest) opens from the writer's manifest and hot pages; ltxvfs (LIST path) opens the same replica the way it opens one without a manifest (Litestream's). Baselines in the same run: one range GET per page with no coalescing or read-ahead (what Litestream's VFS does), and restoring the whole database first (once per dataset), then querying it with better-sqlite3 (restore time + query time). Median of ${repeats} (point, range) or 1 (scan) cold runs.`,
+        note: `Time from opening the replica (nothing cached) until the query's rows are in hand, and what it cost at the store (requests = LIST + GET + HEAD), through the proxy (${net}). Sequential requests: the longest chain of requests each starting after the previous one ended, from request start/end times; sequential RTs: the network round trips of that chain, each request 1 plus 1 when it opened a new connection (the proxy's accept times; the TCP handshake); RTs by time: the same chain with each request counted as its duration in round trips (server and CPU time included, so a busy machine inflates it). ltxvfs (manifest) opens from the writer's manifest and hot pages; ltxvfs (LIST path) opens the same replica the way it opens one without a manifest (Litestream's). Baselines in the same run: one range GET per page with no coalescing or read-ahead (what Litestream's VFS does), and restoring the whole database first (once per dataset), then querying it with better-sqlite3 (restore time + query time). Median of ${repeats} (point, range) or 1 (scan) cold runs.`,
         columns: [
           'dataset',
           'query',
           'approach',
           'sequential requests',
           'sequential RTs',
+          'RTs by time',
           'ms (median)',
           'requests',
           'bytes read',

@@ -63,6 +63,10 @@ describe('bench latency proxy', () => {
     expect(ms).toBeGreaterThanOrEqual(79);
     expect(ms).toBeLessThan(200);
     expect(proxy.stats()).toEqual({ connections: 1, bytesUp: 5000, bytesDown: 5000 });
+    // The accept time, for telling which request of a bench run paid a handshake.
+    expect(proxy.connectionTimes()).toHaveLength(1);
+    proxy.resetStats();
+    expect(proxy.connectionTimes()).toEqual([]);
   });
 
   it('limits bandwidth per direction', async () => {
