@@ -2,13 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { Hydrator } from '../src/replica/hydrator.js';
 import {
   type HydrationStatus,
   Replica,
   type ReplicaOptions,
   type ReplicaView,
 } from '../src/replica/replica.js';
-import { Hydrator } from '../src/replica/hydrator.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { ReplicaClient } from '../src/storage/types.js';
 import { defined } from './support/defined.js';

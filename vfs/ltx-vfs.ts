@@ -29,6 +29,16 @@ interface MainFile {
    */
   view: ReplicaView | null;
   locked: boolean;
+  /** Page 1 as served, patched once per TXID (and per stored copy of the page). */
+  pageOne: PatchedPageOne | null;
+}
+
+interface PatchedPageOne {
+  readonly txid: Txid;
+  readonly pageCount: number;
+  /** The replica's bytes it was made from (the cached page; a new copy means a new patch). */
+  readonly raw: Uint8Array;
+  readonly patched: Uint8Array;
 }
 
 type OpenFile = MainFile | MemoryFile;
@@ -156,6 +166,7 @@ export class LtxVfs extends FacadeVFS {
         pinned: null,
         view: null,
         locked: false,
+        pageOne: null,
       };
       const txidParam = params.get('txid');
       const timeParam = params.get('time') ?? params.get('timestamp');
@@ -192,6 +203,59 @@ export class LtxVfs extends FacadeVFS {
       file.view?.release();
       file.view = null;
     }
+    return VFS.SQLITE_OK;
+  }
+
+  // ---- the per-transaction calls, answered straight from wasm memory -------------------------
+  // FacadeVFS wraps every pointer in a proxy object (and decodes xAccess's file name) before it
+  // calls the jXxx method; these run several times per query, so they skip that.
+
+  /**
+   * A read within one page that the cache or the hydrated file holds (SQLite's page reads and its
+   * change-counter read) is copied once, from the page straight into wasm memory; anything else
+   * (a miss, a pinned TXID not acquired yet, a read across pages) takes jRead.
+   */
+  override xRead(
+    pFile: number,
+    pData: number,
+    iAmt: number,
+    iOffsetLo: number,
+    iOffsetHi: number,
+  ): number | Promise<number> {
+    // Asyncify re-enters a suspended call: that entry must reach jRead's handleAsync again.
+    if (!this.suspended) {
+      const file = this.files.get(pFile);
+      if (file !== undefined && !(file instanceof MemoryFile) && file.view !== null) {
+        const rc = this.readLocal(file, file.view, pData, iAmt, joinOffset(iOffsetLo, iOffsetHi));
+        if (rc !== undefined) return rc;
+      }
+    }
+    return super.xRead(pFile, pData, iAmt, iOffsetLo, iOffsetHi);
+  }
+
+  override xFileSize(pFile: number, pSize: number): number | Promise<number> {
+    const file = this.files.get(pFile);
+    if (file === undefined || file instanceof MemoryFile) return super.xFileSize(pFile, pSize);
+    try {
+      const size = this.sizeOf(file);
+      // An i64, little endian, as two words (no BigInt, no DataView).
+      this.module.setValue(pSize, size % 0x1_0000_0000, 'i32');
+      this.module.setValue(pSize + 4, Math.floor(size / 0x1_0000_0000), 'i32');
+      return VFS.SQLITE_OK;
+    } catch (err) {
+      return this.fail(err, VFS.SQLITE_IOERR_FSTAT);
+    }
+  }
+
+  override xAccess(_pVfs: number, _zName: number, _flags: number, pResOut: number): number {
+    // No journal, WAL or anything else ever exists next to a replica.
+    this.module.setValue(pResOut, 0, 'i32');
+    return VFS.SQLITE_OK;
+  }
+
+  override xCheckReservedLock(_pFile: number, pResOut: number): number {
+    // Nobody ever writes through this VFS.
+    this.module.setValue(pResOut, 0, 'i32');
     return VFS.SQLITE_OK;
   }
 
@@ -345,6 +409,46 @@ export class LtxVfs extends FacadeVFS {
     if ('error' in outcome) return this.fail(outcome.error, VFS.SQLITE_IOERR_READ);
     pData.set(outcome.data);
     return outcome.rc;
+  }
+
+  /** SQLITE_OK once the bytes are in wasm memory; undefined when the general path must answer. */
+  private readLocal(
+    file: MainFile,
+    view: ReplicaView,
+    pData: number,
+    amount: number,
+    offset: number,
+  ): number | undefined {
+    const pageSize = view.pageSize;
+    const index = Math.floor(offset / pageSize);
+    const within = offset - index * pageSize;
+    const pgno = index + 1;
+    if (within + amount > pageSize || pgno > view.pageCount) return undefined;
+    let page: Uint8Array | undefined;
+    try {
+      page = pgno === 1 ? this.pageOneOf(file, view) : view.readPageSync(pgno);
+    } catch (err) {
+      return this.fail(err, VFS.SQLITE_IOERR_READ);
+    }
+    // A page of the wrong size is reported by the general path, with its context.
+    if (page === undefined || page.length !== pageSize) return undefined;
+    this.module.HEAPU8.set(
+      within === 0 && amount === pageSize ? page : page.subarray(within, within + amount),
+      pData,
+    );
+    return VFS.SQLITE_OK;
+  }
+
+  /** Page 1 patched for `view` (see patchPageOne), reused while the TXID and the stored page stay. */
+  private pageOneOf(file: MainFile, view: ReplicaView): Uint8Array | undefined {
+    const raw = view.readPageSync(1);
+    if (raw === undefined) return undefined;
+    const known = file.pageOne;
+    if (known !== null && known.raw === raw && known.txid === view.txid && known.pageCount === view.pageCount)
+      return known.patched;
+    const patched = patchPageOne(raw, view.txid, view.pageCount);
+    file.pageOne = { txid: view.txid, pageCount: view.pageCount, raw, patched };
+    return patched;
   }
 
   private async readAsync(file: MainFile, offset: number, length: number): Promise<PendingRead> {
@@ -535,6 +639,11 @@ export function splitUri(filename: string): { path: string; params: Map<string, 
     }
   }
   return { path, params };
+}
+
+/** Emscripten passes a 64-bit argument as two 32-bit signed halves. */
+function joinOffset(lo: number, hi: number): number {
+  return hi * 0x1_0000_0000 + (lo >>> 0);
 }
 
 function pagesCovering(view: ReplicaView, offset: number, length: number): number[] {

@@ -67,5 +67,16 @@ declare module '@journeyapps/wa-sqlite/src/FacadeVFS.js' {
     jFileControl(pFile: number, op: number, pArg: DataView): number | Promise<number>;
     jSectorSize(pFile: number): number | Promise<number>;
     jDeviceCharacteristics(pFile: number): number | Promise<number>;
+    /** The raw entry points the module calls (pointers into wasm memory, 64-bit offsets split). */
+    xRead(
+      pFile: number,
+      pData: number,
+      iAmt: number,
+      iOffsetLo: number,
+      iOffsetHi: number,
+    ): number | Promise<number>;
+    xFileSize(pFile: number, pSize: number): number | Promise<number>;
+    xAccess(pVfs: number, zName: number, flags: number, pResOut: number): number | Promise<number>;
+    xCheckReservedLock(pFile: number, pResOut: number): number | Promise<number>;
   }
 }

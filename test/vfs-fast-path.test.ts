@@ -1,0 +1,124 @@
+/**
+ * The VFS's fast read path (issue 14) on real wa-sqlite over a real file replica: a page the
+ * replica holds in memory goes straight into wasm memory without entering jRead (FacadeVFS's
+ * proxy-building path), and a statement that meets a page the cache no longer holds falls back to
+ * the async path in the middle and still returns exactly what better-sqlite3 returns on the same
+ * database. Calls are counted with spies and the storage client's counters, never timed.
+ */
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { Replica } from '../src/replica/replica.js';
+import { openReplicaClient } from '../src/storage/index.js';
+import type { ReplicaClient } from '../src/storage/types.js';
+import { createLtx, type Ltx, LtxVfs } from '../vfs/index.js';
+import { TestPrimary } from './support/replica-fixture.js';
+import { makeTempDir, type TempDir } from './support/tmp.js';
+
+const ROWS = 30_000;
+let tmp: TempDir;
+let client: ReplicaClient;
+let primary: TestPrimary;
+let ltx: Ltx;
+let reference: Database.Database;
+let registered = 0;
+
+beforeAll(async () => {
+  tmp = await makeTempDir('ltxvfs-fast-');
+  client = openReplicaClient(join(tmp.dir, 'replica'));
+  primary = new TestPrimary(client, tmp.dir);
+  primary.db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL, n INTEGER)');
+  const insert = primary.db.prepare('INSERT INTO t VALUES (?, ?, ?)');
+  primary.db.transaction(() => {
+    for (let id = 1; id <= ROWS; id++) insert.run(id, `name-${id}-${'x'.repeat(id % 53)}`, id * 7);
+  })();
+  await primary.sync();
+  reference = new Database(primary.dbPath, { readonly: true });
+  // The smallest SQLite page cache the Node API allows: most page reads reach the VFS.
+  ltx = await createLtx({ instances: 1, cacheSizeKiB: 64 });
+}, 120_000);
+
+afterAll(async () => {
+  reference?.close();
+  await ltx?.close();
+  primary?.close();
+  await client?.close();
+  await tmp?.cleanup();
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+async function register(options: { cacheBytes: number }): Promise<{ name: string; replica: Replica }> {
+  const name = `fast-${++registered}.db`;
+  const replica = (await ltx.registerReplica(name, client, { pollIntervalMs: 0, ...options })) as Replica;
+  return { name, replica };
+}
+
+function seededIds(count: number): number[] {
+  let state = 12345;
+  return Array.from({ length: count }, () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return 1 + (state % ROWS);
+  });
+}
+
+describe('the fast read path', () => {
+  it('serves cached pages straight into wasm memory: point lookups never enter jRead', async () => {
+    const { name } = await register({ cacheBytes: 64 << 20 });
+    const db = await ltx.open(`file:${name}?vfs=ltx`);
+    // Every page into the replica's cache.
+    expect(await db.get('SELECT count(*) AS n, sum(length(name)) AS c FROM t')).toEqual(
+      reference.prepare('SELECT count(*) AS n, sum(length(name)) AS c FROM t').get(),
+    );
+    const stmt = await db.prepare('SELECT * FROM t WHERE id = ?');
+    const native = reference.prepare('SELECT * FROM t WHERE id = ?');
+    const jRead = vi.spyOn(LtxVfs.prototype, 'jRead');
+    const xRead = vi.spyOn(LtxVfs.prototype, 'xRead');
+    client.resetStats();
+    for (const id of seededIds(400)) expect(await stmt.get(id)).toEqual(native.get(id));
+    for (const id of seededIds(100))
+      expect(await db.get('SELECT * FROM t WHERE id = ?', [id])).toEqual(native.get(id));
+    // 500 transactions, each reading at least the change counter: all answered without jRead.
+    expect(xRead.mock.calls.length).toBeGreaterThanOrEqual(500);
+    expect(jRead).not.toHaveBeenCalled();
+    expect(client.stats().get).toBe(0);
+    await stmt.finalize();
+    await db.close();
+    await ltx.unregisterReplica(name);
+  });
+
+  it('falls back to the async path in the middle of a statement when a page was evicted, and back again', async () => {
+    // A cache of ~40 pages: a scan keeps evicting what the lookups before it brought in.
+    const { name, replica } = await register({ cacheBytes: 160 * 1024 });
+    const db = await ltx.open(`file:${name}?vfs=ltx`);
+    const native = reference.prepare('SELECT id, name, n FROM t WHERE id BETWEEN ? AND ? ORDER BY id');
+    // The first rows' pages are in the cache now; the later ones are not.
+    expect(await db.all('SELECT id, name, n FROM t WHERE id BETWEEN 1 AND 400 ORDER BY id')).toEqual(
+      native.all(1, 400),
+    );
+    const jRead = vi.spyOn(LtxVfs.prototype, 'jRead');
+    const xRead = vi.spyOn(LtxVfs.prototype, 'xRead');
+    client.resetStats();
+    const stmt = await db.prepare('SELECT id, name, n FROM t WHERE id BETWEEN ? AND ? ORDER BY id');
+    const rows: unknown[] = [];
+    let syncAtFirstMiss: number | undefined;
+    for await (const row of stmt.iterate(1, 12_000)) {
+      rows.push(row);
+      if (syncAtFirstMiss === undefined && jRead.mock.calls.length > 0)
+        syncAtFirstMiss = xRead.mock.calls.length;
+    }
+    expect(rows).toEqual(native.all(1, 12_000));
+    // Some reads were answered synchronously before the first miss, the misses went async.
+    expect(syncAtFirstMiss).toBeGreaterThan(1);
+    expect(jRead.mock.calls.length).toBeGreaterThan(0);
+    expect(client.stats().get).toBeGreaterThan(0);
+    expect(replica.cacheStats().bytes).toBeLessThanOrEqual(160 * 1024);
+    // The connection goes on serving, synchronously where it can.
+    expect(await stmt.get(5, 5)).toEqual(native.get(5, 5));
+    await stmt.finalize();
+    await db.close();
+    await ltx.unregisterReplica(name);
+  });
+});
