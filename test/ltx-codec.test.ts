@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import fc from 'fast-check';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import {
   crc64,
   databaseChecksum,
@@ -28,6 +28,11 @@ import {
 import { decodeLz4Frame, encodeLz4Frame } from '../src/ltx/lz4-frame.js';
 import { isLtxvfsError } from '../src/util/errors.js';
 import { defined } from './support/defined.js';
+import {
+  commandAvailable,
+  referenceToolMissing,
+  skipOrFailForMissingTool,
+} from './support/reference-tools.js';
 
 beforeAll(async () => {
   await initZstd();
@@ -107,11 +112,22 @@ describe('published test vectors', () => {
   });
 });
 
-const hasLz4Cli = spawnSync('lz4', ['--version']).status === 0;
+const hasLz4Cli = commandAvailable('lz4', ['--version']);
+const LZ4_CLI_HINT = 'npm test installs it with apt; or apt-get install lz4';
+// LTXVFS_LZ4=js forces the JS codec on purpose; only then is a missing lz4-napi not a failure.
+const jsForced = process.env.LTXVFS_LZ4 === 'js';
+const LZ4_NAPI_HINT = 'an optional dependency with prebuilt binaries: npm ci installs it';
+
+/** The native compressor's checks: skipped on purpose when JS is forced, else lz4-napi must load. */
+function requireNativeLz4(ctx: TestContext): void {
+  if (lz4CompressorKind === 'native') return;
+  if (jsForced) ctx.skip('LTXVFS_LZ4=js forces the JS codec, there is no native compressor to check');
+  skipOrFailForMissingTool(ctx, 'lz4-napi', LZ4_NAPI_HINT);
+}
 
 describe('LZ4 against the reference lz4 command (C implementation)', () => {
   if (!hasLz4Cli) {
-    it.skip('skipped: the `lz4` command is not installed (apt-get install lz4)', () => {});
+    referenceToolMissing('the `lz4` command', LZ4_CLI_HINT);
     return;
   }
   const samples = [
@@ -131,10 +147,7 @@ describe('LZ4 against the reference lz4 command (C implementation)', () => {
   });
 
   it('natively compressed pages, wrapped in legacy frames, decompress with `lz4 -d`', (ctx) => {
-    if (lz4CompressorKind !== 'native') {
-      ctx.skip('lz4-napi is not loaded, there is no native compressor to check');
-      return;
-    }
+    requireNativeLz4(ctx);
     const frames = samples.map((s) => encodeLz4Frame(s, 'native'));
     const r = spawnSync('lz4', ['-d', '-c'], { input: Buffer.concat(frames), maxBuffer: 1 << 24 });
     expect(r.status).toBe(0);
@@ -242,10 +255,7 @@ describe('LZ4 block codec', () => {
   });
 
   it('native compressor blocks (lz4-napi) decode with the JS decoder, within lz4Bound', (ctx) => {
-    if (lz4CompressorKind !== 'native') {
-      ctx.skip('lz4-napi is not loaded, there is no native compressor to check');
-      return;
-    }
+    requireNativeLz4(ctx);
     fc.assert(
       fc.property(
         fc.oneof(

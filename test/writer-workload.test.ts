@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileReplicaClient } from '../src/storage/index.js';
 import { Replicator, type SyncedEvent } from '../src/writer/index.js';
 import { defined } from './support/defined.js';
+import { referenceToolMissing } from './support/reference-tools.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 import {
   type App,
@@ -198,7 +199,7 @@ describe('randomized workloads: every TXID restores byte-identical to the primar
   }
   const shell = sqliteShellAvailable();
   if (!shell)
-    console.warn('[skipped] sqlite3 shell workloads: `sqlite3` is not on PATH (apt-get install sqlite3)');
+    referenceToolMissing('the `sqlite3` shell', 'npm test installs it with apt; or apt-get install sqlite3');
   it.skipIf(!shell)(
     'the sqlite3 shell as the application, page size 4096',
     async () => {
