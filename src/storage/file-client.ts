@@ -527,6 +527,16 @@ export class FileReplicaClient implements ReplicaClient {
     const code = errCode(err);
     const reason = err instanceof Error ? err.message : String(err);
     if (code === 'ENOENT') return new LtxvfsError('STORAGE_NOT_FOUND', `${what}: not found`, { cause: err });
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      return new LtxvfsError('STORAGE_FULL', `${what}: no space left on the file system (${code})`, {
+        cause: err,
+      });
+    }
+    if (code === 'EROFS') {
+      return new LtxvfsError('STORAGE_READ_ONLY', `${what}: the file system is read-only (EROFS)`, {
+        cause: err,
+      });
+    }
     if (code === 'EACCES' || code === 'EPERM') {
       return new LtxvfsError('STORAGE_ACCESS_DENIED', `${what}: permission denied (${reason})`, {
         cause: err,

@@ -31,6 +31,8 @@ export type ErrorCode =
   | 'STORAGE_PATH_ESCAPE'
   | 'STORAGE_IO'
   | 'STORAGE_TOO_LARGE'
+  | 'STORAGE_FULL'
+  | 'STORAGE_READ_ONLY'
   // writer (src/writer)
   | 'LEASE_HELD'
   | 'LEASE_LOST'

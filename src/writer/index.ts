@@ -13,4 +13,5 @@ export {
   type ReplicatorOptions,
   type ReplicatorStats,
   type SyncedEvent,
+  type SyncOptions,
 } from './replicator.js';

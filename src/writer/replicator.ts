@@ -82,6 +82,15 @@ export interface ReplicatorOptions {
   manifest?: false | ManifestPublisherOptions;
 }
 
+export interface SyncOptions {
+  /**
+   * Reject (instead of waiting for as long as it takes) once an upload has failed this many
+   * times in a row with an error retrying does not cure: STORAGE_FULL, STORAGE_READ_ONLY,
+   * STORAGE_ACCESS_DENIED. `replicate --once` uses it; the staged files stay for the next run.
+   */
+  giveUpAfterAttempts?: number;
+}
+
 export interface ReplicatorStats {
   /** Newest TXID staged locally, and newest durable in the replica. */
   txid: Txid;
@@ -164,6 +173,8 @@ export class Replicator extends EventEmitter {
   /** The newest L0 that changed the page size, until an L9 snapshot at or after it is written. */
   private pageSizeChangedAt: Txid | undefined;
   private pageSizeSnapshot: Promise<void> | undefined;
+  /** The upload failures since the last successful upload, if any. */
+  private uploadFailure: { code: string; since: number; attempts: number } | undefined;
   private counters = {
     syncs: 0,
     snapshots: 0,
@@ -278,6 +289,7 @@ export class Replicator extends EventEmitter {
         readStaged: (txid) => this.local.readStaged(txid),
         onUploaded: ({ txid, bytes, ms }) => {
           this.counters.uploads++;
+          this.noteUploadRecovered(txid);
           const staged = this.stagedAt.get(txid);
           this.stagedAt.delete(txid);
           this.local.removeStaged(txid);
@@ -293,12 +305,7 @@ export class Replicator extends EventEmitter {
         },
         onRetry: (info) => {
           this.counters.uploadRetries++;
-          const message = info.error instanceof Error ? info.error.message : String(info.error);
-          if (info.attempt === 1 || info.attempt % 10 === 0) {
-            this.logger.warn(
-              `upload of L0 ${formatTxid(info.txid)} failed (attempt ${info.attempt}), retrying in ${info.delayMs} ms: ${message}`,
-            );
-          }
+          this.noteUploadFailure(info.txid, info.error);
           this.emit('retry', info);
         },
         onFatal: (err) => this.fail(err),
@@ -442,12 +449,71 @@ export class Replicator extends EventEmitter {
    * committed, then waits for the upload and for the manifest that names it (so a reader opened
    * after sync() sees it). Rejects if replication stops (LEASE_LOST, WRITER_FORK).
    */
-  async sync(): Promise<{ txid: Txid }> {
+  async sync(options: SyncOptions = {}): Promise<{ txid: Txid }> {
     const { txid, run } = await this.serialized((run) => ({ txid: run.builder.syncLocal(), run }));
-    await run.uploader.waitFor(txid);
+    await this.untilUploaded(run, txid, options.giveUpAfterAttempts);
     await this.pageSizeSnapshot;
     await run.manifest?.publish().catch(() => {});
     return { txid };
+  }
+
+  /**
+   * The uploader's waitFor(txid), or, with `giveUpAfterAttempts`, the error of an upload that
+   * failed that many times in a row for a reason retrying will not cure by itself (a full or
+   * read-only replica file system, access denied). The staged files stay for the next start.
+   */
+  private untilUploaded(run: Running, txid: Txid, giveUpAfterAttempts: number | undefined): Promise<void> {
+    if (giveUpAfterAttempts === undefined) return run.uploader.waitFor(txid);
+    return new Promise((resolve, reject) => {
+      let persistent = 0;
+      const onRetry = (info: { error: unknown }) => {
+        if (!isPersistentStorageError(info.error)) {
+          persistent = 0;
+          return;
+        }
+        persistent++;
+        if (persistent < giveUpAfterAttempts) return;
+        this.off('retry', onRetry);
+        reject(info.error);
+      };
+      this.on('retry', onRetry);
+      run.uploader.waitFor(txid).then(
+        () => {
+          this.off('retry', onRetry);
+          resolve();
+        },
+        (err: unknown) => {
+          this.off('retry', onRetry);
+          reject(err);
+        },
+      );
+    });
+  }
+
+  /**
+   * One warning per failure streak (and per kind of failure within it), not one per retry: the
+   * uploader retries with backoff for as long as it takes, and a line every few seconds would
+   * bury the one that says why.
+   */
+  private noteUploadFailure(txid: Txid, error: unknown): void {
+    const code = isLtxvfsError(error) ? error.code : 'ERROR';
+    const streak = this.uploadFailure;
+    if (streak) streak.attempts++;
+    if (streak?.code === code) return;
+    const message = error instanceof Error ? error.message : String(error);
+    this.logger.warn(
+      `upload of L0 ${formatTxid(txid)} failed: ${code}: ${message}; retrying with backoff (at most every ${this.opts.retryMaxDelayMs} ms) until it succeeds, without a line per retry`,
+    );
+    this.uploadFailure = { code, since: streak?.since ?? Date.now(), attempts: streak?.attempts ?? 1 };
+  }
+
+  private noteUploadRecovered(txid: Txid): void {
+    const streak = this.uploadFailure;
+    if (!streak) return;
+    this.uploadFailure = undefined;
+    this.logger.warn(
+      `upload of L0 ${formatTxid(txid)} succeeded after ${streak.attempts} failed attempt(s) over ${Date.now() - streak.since} ms (last failure: ${streak.code})`,
+    );
   }
 
   /**
@@ -673,4 +739,13 @@ async function remoteMaxTxid(client: ReplicaClient): Promise<Txid> {
     for (const f of files) max = Math.max(max, f.maxTxid);
   }
   return max;
+}
+
+/** Failures of the replica's storage that waiting alone does not end. */
+function isPersistentStorageError(err: unknown): boolean {
+  return (
+    isLtxvfsError(err, 'STORAGE_FULL') ||
+    isLtxvfsError(err, 'STORAGE_READ_ONLY') ||
+    isLtxvfsError(err, 'STORAGE_ACCESS_DENIED')
+  );
 }

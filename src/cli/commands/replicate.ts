@@ -176,12 +176,7 @@ export function register(program: Command): void {
     const replicator = new Replicator(replicatorOptions(db, url, flags, logger));
     await replicator.start();
     if (flags.once) {
-      try {
-        const { txid } = await replicator.sync();
-        logger.info(`replicated up to TXID ${formatTxid(txid)}`);
-      } finally {
-        await replicator.stop();
-      }
+      await syncOnce([replicator], [logger]);
       return;
     }
     if (flags.verbose) {
@@ -213,10 +208,11 @@ async function runMany(all: ReplicatorOptions[], flags: ReplicateFlags): Promise
       started.push(r);
     }
     if (flags.once) {
-      for (const [i, r] of replicators.entries()) {
-        const { txid } = await r.sync();
-        all[i]?.logger?.info(`replicated up to TXID ${formatTxid(txid)}`);
-      }
+      // syncOnce stops them (a second stop() in finally returns at once).
+      await syncOnce(
+        replicators,
+        all.map((o) => o.logger),
+      );
       return;
     }
     if (flags.verbose) {
@@ -242,6 +238,36 @@ async function runMany(all: ReplicatorOptions[], flags: ReplicateFlags): Promise
   }
   const failed = replicators.find((r) => r.failure);
   if (failed) throw failed.failure;
+}
+
+/**
+ * Attempts in a row that an upload may fail with a full, read-only or forbidden replica before
+ * `--once` gives up (about a second with the default backoff): cron runs it again later, and
+ * the staged files wait in `.<db>-ltxvfs/` for that run.
+ */
+const ONCE_GIVE_UP_AFTER_ATTEMPTS = 4;
+
+/**
+ * `--once`: stage, upload, wait for each replicator in turn; then stop them all. A store that
+ * refuses for good (STORAGE_FULL, ...) fails the run in bounded time, and the stop then does not
+ * wait for uploads that cannot land.
+ */
+async function syncOnce(
+  replicators: Replicator[],
+  loggers: Array<ReplicatorLogger | undefined>,
+): Promise<void> {
+  let failure: unknown;
+  for (const [i, r] of replicators.entries()) {
+    try {
+      const { txid } = await r.sync({ giveUpAfterAttempts: ONCE_GIVE_UP_AFTER_ATTEMPTS });
+      loggers[i]?.info(`replicated up to TXID ${formatTxid(txid)}`);
+    } catch (err) {
+      failure = err;
+      break;
+    }
+  }
+  for (const r of replicators) await r.stop(failure === undefined ? {} : { drainMs: 0 });
+  if (failure !== undefined) throw failure;
 }
 
 /** Runs until SIGINT/SIGTERM (exit 0) or a fatal replication error (thrown by the caller). */
