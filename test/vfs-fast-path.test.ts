@@ -89,6 +89,34 @@ describe('the fast read path', () => {
     await ltx.unregisterReplica(name);
   });
 
+  it('reads a hydrated page with one pread straight into wasm memory, neither through jRead nor through the cache', async () => {
+    const name = `fast-${++registered}.db`;
+    const replica = (await ltx.registerReplica(name, client, {
+      pollIntervalMs: 0,
+      hydratePath: join(tmp.dir, 'hydrated.db'),
+    })) as Replica;
+    for (let turn = 0; replica.hydration().state !== 'done'; turn++) {
+      if (replica.hydration().state === 'error') throw new Error(replica.hydration().error);
+      if (turn > 2000) throw new Error('hydration did not finish');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const db = await ltx.open(`file:${name}?vfs=ltx`);
+    const stmt = await db.prepare('SELECT * FROM t WHERE id = ?');
+    const native = reference.prepare('SELECT * FROM t WHERE id = ?');
+    expect(await stmt.get(1)).toEqual(native.get(1));
+    const jRead = vi.spyOn(LtxVfs.prototype, 'jRead');
+    const cachedBefore = replica.cacheStats().pages;
+    client.resetStats();
+    for (const id of seededIds(500)) expect(await stmt.get(id)).toEqual(native.get(id));
+    expect(jRead).not.toHaveBeenCalled();
+    expect(client.stats().get).toBe(0);
+    // No page was copied out of the file into the shared cache on the way.
+    expect(replica.cacheStats().pages).toBe(cachedBefore);
+    await stmt.finalize();
+    await db.close();
+    await ltx.unregisterReplica(name);
+  });
+
   it('falls back to the async path in the middle of a statement when a page was evicted, and back again', async () => {
     // A cache of ~40 pages: a scan keeps evicting what the lookups before it brought in.
     const { name, replica } = await register({ cacheBytes: 160 * 1024 });

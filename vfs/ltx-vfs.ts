@@ -426,6 +426,11 @@ export class LtxVfs extends FacadeVFS {
     if (within + amount > pageSize || pgno > view.pageCount) return undefined;
     let page: Uint8Array | undefined;
     try {
+      if (pgno !== 1 && view.readPageIntoSync !== undefined) {
+        return view.readPageIntoSync(pgno, within, amount, this.module.HEAPU8, pData)
+          ? VFS.SQLITE_OK
+          : undefined;
+      }
       page = pgno === 1 ? this.pageOneOf(file, view) : view.readPageSync(pgno);
     } catch (err) {
       return this.fail(err, VFS.SQLITE_IOERR_READ);

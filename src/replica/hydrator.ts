@@ -137,6 +137,30 @@ export class Hydrator {
 
   /** The page, if the local file can answer for this view without I/O to the store. */
   readSync(version: Version, loc: PageLocation, pgno: number): Uint8Array | undefined {
+    const fd = this.fdFor(version, loc, pgno);
+    if (fd === undefined) return undefined;
+    const page = new Uint8Array(version.pageSize);
+    const n = fs.readSync(fd, page, 0, page.length, (pgno - 1) * version.pageSize);
+    return n === page.length ? page : undefined;
+  }
+
+  /** Part of the page read with one pread straight into `dst` (no page allocated); see readSync. */
+  readIntoSync(
+    version: Version,
+    loc: PageLocation,
+    pgno: number,
+    within: number,
+    length: number,
+    dst: Uint8Array,
+    at: number,
+  ): boolean {
+    const fd = this.fdFor(version, loc, pgno);
+    if (fd === undefined) return false;
+    return fs.readSync(fd, dst, at, length, (pgno - 1) * version.pageSize + within) === length;
+  }
+
+  /** The file's descriptor when its copy of `pgno` is the page `version` reads at `loc`. */
+  private fdFor(version: Version, loc: PageLocation, pgno: number): number | undefined {
     const target = this.target;
     if (this.fh === undefined || target === undefined || !this.isValid(pgno)) return undefined;
     if (version.pageSize !== target.pageSize || pgno > target.commit) return undefined;
@@ -145,9 +169,7 @@ export class Hydrator {
       if (here === undefined || here.index.key !== loc.index.key || here.entry !== loc.entry)
         return undefined;
     }
-    const page = new Uint8Array(target.pageSize);
-    const n = fs.readSync(this.fh.fd, page, 0, page.length, (pgno - 1) * target.pageSize);
-    return n === page.length ? page : undefined;
+    return this.fh.fd;
   }
 
   /** The poller moved from `from` to `to` by applying `files` ('replanned': by a fresh plan). */

@@ -13,6 +13,16 @@ import type { Version } from './version.js';
 /** Pages a local copy (the hydrated file) can answer without I/O to the store. */
 export interface LocalPages {
   readSync(version: Version, loc: PageLocation, pgno: number): Uint8Array | undefined;
+  /** Bytes [within, within + length) of the page straight into `dst` at `at`; false if it cannot. */
+  readIntoSync?(
+    version: Version,
+    loc: PageLocation,
+    pgno: number,
+    within: number,
+    length: number,
+    dst: Uint8Array,
+    at: number,
+  ): boolean;
 }
 
 /**
@@ -48,6 +58,36 @@ export class PageReader {
     const page = this.readKnownSync(version, loc, pgno);
     if (pgno === 1 && page !== undefined) this.checkPageOne(version, page);
     return page;
+  }
+
+  /**
+   * readPageSync's answer copied into `dst` without an intermediate page: a cache hit is one copy,
+   * a hydrated page one read of the file into `dst`. A page read this way from the file is not
+   * cached (SQLite's own page cache keeps the hot ones); page 1 takes readPageSync (it is checked).
+   */
+  readPageIntoSync(
+    version: Version,
+    pgno: number,
+    within: number,
+    length: number,
+    dst: Uint8Array,
+    at: number,
+  ): boolean {
+    if (pgno === 1 || pgno === lockPgno(version.pageSize)) {
+      const page = this.readPageSync(version, pgno);
+      if (page === undefined || page.length !== version.pageSize) return false;
+      dst.set(page.subarray(within, within + length), at);
+      return true;
+    }
+    const loc = version.map.lookup(pgno);
+    if (loc === undefined) return false;
+    const hit = this.fetcher.cached(loc);
+    if (hit !== undefined) {
+      if (hit.length !== version.pageSize) return false;
+      dst.set(within === 0 && length === hit.length ? hit : hit.subarray(within, within + length), at);
+      return true;
+    }
+    return this.local?.readIntoSync?.(version, loc, pgno, within, length, dst, at) ?? false;
   }
 
   async readPage(version: Version, pgno: number): Promise<Uint8Array> {

@@ -34,6 +34,12 @@ export interface ReplicaView {
   readPage(pgno: number): Promise<Uint8Array>;
   /** The same, only if it can be answered without I/O (cache or hydrated file). */
   readPageSync(pgno: number): Uint8Array | undefined;
+  /**
+   * Copies bytes [within, within + length) of page `pgno` into `dst` at `at`, only if that needs
+   * no I/O to the store: one copy from the cache, or one read of the hydrated file straight into
+   * `dst` (which may be wasm memory). False (nothing written) when the store must answer.
+   */
+  readPageIntoSync?(pgno: number, within: number, length: number, dst: Uint8Array, at: number): boolean;
   /** End of the read transaction. Reading a released view is an error. */
   release(): void;
 }

@@ -70,6 +70,12 @@ export class View implements ReplicaView {
     return this.reader.readPageSync(this.version, pgno);
   }
 
+  readPageIntoSync(pgno: number, within: number, length: number, dst: Uint8Array, at: number): boolean {
+    if (this.released) throw this.releasedError();
+    if (pgno < 1 || pgno > this.version.commit) return false;
+    return this.reader.readPageIntoSync(this.version, pgno, within, length, dst, at);
+  }
+
   release(): void {
     if (this.released) return;
     this.released = true;
