@@ -50,7 +50,8 @@ describe('opening by listing', () => {
     expect(rounds(rec.requests)).toEqual([
       ['readObject', 'readObjectIfChanged'],
       ['listAll'],
-      ['readRange', 'readRange', 'readRange', 'readRange'],
+      // Index tails and the snapshot front, with (a readObject) the snapshot's page digests.
+      ['readObject', 'readRange', 'readRange', 'readRange', 'readRange'],
     ]);
     // Preconnecting is asked for before the LIST is sent (so the sockets open while it runs).
     expect(rec.events.indexOf('preconnect 6')).toBeGreaterThanOrEqual(0);

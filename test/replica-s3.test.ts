@@ -42,17 +42,22 @@ describeS3('Replica on S3 (Litestream S3 layout)', () => {
     await tmp?.cleanup();
   });
 
-  it('reads the latest and historical images; a cold random page is one GET', async () => {
+  it('reads the latest and historical images; a cold random page is one GET (the first of an object also looks for its page digests)', async () => {
     client.resetStats();
     const replica = await Replica.open(client, { pollIntervalMs: 0 });
     // No manifest here (Litestream's layout): the manifest and hot-pages GETs find nothing (one
-    // round), then one LIST and the three index tails (+1 header read at most).
-    expect(client.stats().get).toBeLessThanOrEqual(2 + 3 + 1);
+    // round), then one LIST and the three index tails (+1 header read at most) with the front of
+    // the snapshot and a look for its page digests (none: Litestream writes none).
+    expect(client.stats().get).toBeLessThanOrEqual(2 + 3 + 1 + 2);
     expect(client.stats().list).toBe(1);
     const latest = replica.acquireLatest();
     expect(latest.txid).toBe(3);
     client.resetStats();
     await latest.readPage(Math.floor(latest.pageCount / 2));
+    // The page, and in the same round the look for its object's page digests (a 404 here).
+    expect(client.stats().get).toBe(2);
+    client.resetStats();
+    await latest.readPage(Math.floor(latest.pageCount / 2) + 1);
     expect(client.stats().get).toBe(1);
     expect(Buffer.compare(await readImage(latest), defined(primary.images.get(3)))).toBe(0);
     latest.release();

@@ -74,6 +74,16 @@ export {
   parseLtxFileName,
   SNAPSHOT_LEVEL,
 } from './names.js';
+export {
+  computePageDigests,
+  decodePageDigests,
+  encodePageDigests,
+  layoutDigest,
+  PAGE_DIGESTS_MIN_OBJECT_SIZE,
+  type PageDigests,
+  pageDigest,
+  pageDigestsObjectName,
+} from './page-digests.js';
 export { decodePageFrame, encodePageFrame } from './page-frame.js';
 export {
   encodePageIndex,

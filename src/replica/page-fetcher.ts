@@ -1,8 +1,15 @@
 import { LRUCache } from 'lru-cache';
-import { decodePageFrame, initZstd, PAGE_INDEX_TAIL_ESTIMATE } from '../ltx/index.js';
-import type { ReplicaClient } from '../storage/types.js';
+import {
+  decodePageFrame,
+  initZstd,
+  PAGE_INDEX_TAIL_ESTIMATE,
+  pageDigest,
+  pageDigestsObjectName,
+} from '../ltx/index.js';
+import type { ReplicaClient, SmallObject } from '../storage/types.js';
 import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
 import { present } from '../util/invariant.js';
+import { PageDigestStore } from './page-digest-store.js';
 import {
   entryEnd,
   entryOffset,
@@ -20,6 +27,13 @@ export interface PageFetcherOptions {
   /** Grow read-ahead while misses walk forward through an object. */
   readAhead: boolean;
   maxReadAheadBytes: number;
+  /**
+   * Check random reads of large objects against their page digests where the writer left them
+   * (default true).
+   */
+  pageDigests?: boolean;
+  /** Where notes about missing or unusable page digests go. */
+  log?: (line: string) => void;
 }
 
 /** First read-ahead window once a second consecutive miss proves the access sequential. */
@@ -123,11 +137,14 @@ export class PageFetcher {
   private flushScheduled = false;
   private prefetchBytesInFlight = 0;
   private prefetchRequests = 0;
+  private readonly digests: PageDigestStore | undefined;
 
   constructor(
     private readonly client: ReplicaClient,
     private readonly options: PageFetcherOptions,
   ) {
+    this.digests =
+      options.pageDigests === false ? undefined : new PageDigestStore(client, options.log ?? (() => {}));
     this.cache = new LRUCache<string, Uint8Array>({
       maxSize: Math.max(options.cacheBytes, 1),
       sizeCalculation: (page) => page.byteLength + ENTRY_OVERHEAD,
@@ -194,6 +211,21 @@ export class PageFetcher {
     pageSize: number,
   ): Promise<Uint8Array> {
     return this.decodeAsync(index, entry, bytes, start, pageSize);
+  }
+
+  /**
+   * The page digests of a large object (null for objects read whole, or without usable digests);
+   * `object` is its digests object when the caller already read it (undefined: fetch it).
+   */
+  pageDigests(index: FileIndex, object?: SmallObject | null): Promise<Uint32Array | null> {
+    if (isReadWhole(index) || this.digests === undefined) return Promise.resolve(null);
+    return this.digests.adopt(index, object);
+  }
+
+  /** Whether `page`, decoded from frame `entry`, is what the object's digests say (true without digests). */
+  matchesDigest(entry: number, page: Uint8Array, digests: Uint32Array | null): boolean {
+    const expected = digests?.[entry];
+    return expected === undefined || pageDigest(page) === expected;
   }
 
   /** Largest range one request may cover (read-ahead cap); hydration sizes its requests by it. */
@@ -352,13 +384,18 @@ export class PageFetcher {
       return d;
     };
     try {
-      const bytes = await this.readBytes(index, first, last);
+      // A random read of a large object fetches the object's page digests beside its bytes (the
+      // same round; once per object): a read whole is checked by its CRC-64 instead.
+      const [bytes, digests] = await Promise.all([
+        this.readBytes(index, first, last),
+        isReadWhole(index) ? null : (this.digests?.get(index) ?? null),
+      ]);
       arrived?.();
       const start = entryOffset(index, first);
       for (let e = first; e <= last; e++) {
         let page: Uint8Array;
         try {
-          page = await this.decodeAsync(index, e, bytes, start, pageSize);
+          page = await this.decodeAsync(index, e, bytes, start, pageSize, digests);
         } catch (err) {
           settle(e)?.reject(err);
           continue;
@@ -414,13 +451,14 @@ export class PageFetcher {
     bytes: Uint8Array,
     start: number,
     pageSize: number,
+    digests: Uint32Array | null = null,
   ): Promise<Uint8Array> {
     try {
-      return this.decode(index, entry, bytes, start, pageSize);
+      return this.decode(index, entry, bytes, start, pageSize, digests);
     } catch (err) {
       if (!isLtxvfsError((err as { cause?: unknown }).cause, 'LTX_ZSTD_UNINITIALIZED')) throw err;
       await initZstd();
-      return this.decode(index, entry, bytes, start, pageSize);
+      return this.decode(index, entry, bytes, start, pageSize, digests);
     }
   }
 
@@ -430,14 +468,16 @@ export class PageFetcher {
     bytes: Uint8Array,
     start: number,
     pageSize: number,
+    digests: Uint32Array | null,
   ): Uint8Array {
     const from = entryOffset(index, entry) - start;
     const frame = bytes.subarray(from, from + entrySize(index, entry));
     const pgno = entryPgno(index, entry);
+    let page: Uint8Array;
     try {
       // Own the bytes: a cached page must not keep a multi-MiB read-ahead buffer alive.
-      const page = decodePageFrame(frame, pageSize, pgno);
-      return page.buffer === bytes.buffer ? page.slice() : page;
+      page = decodePageFrame(frame, pageSize, pgno);
+      if (page.buffer === bytes.buffer) page = page.slice();
     } catch (err) {
       const why = isLtxvfsError(err) || err instanceof Error ? err.message : String(err);
       throw new LtxvfsError(
@@ -446,5 +486,12 @@ export class PageFetcher {
         { cause: err },
       );
     }
+    if (!this.matchesDigest(entry, page, digests)) {
+      throw new LtxvfsError(
+        'REPLICA_CORRUPT',
+        `page ${pgno} in object ${index.key} of ${this.client.url} (frame at offset ${entryOffset(index, entry)}) is corrupt: its bytes do not match its digest in ${pageDigestsObjectName(index.file)}`,
+      );
+    }
+    return page;
   }
 }

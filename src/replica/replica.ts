@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { LRUCache } from 'lru-cache';
-import { type DecodedLtxFile, decodePageFrame } from '../ltx/index.js';
+import { type DecodedLtxFile, decodePageFrame, pageDigestsObjectName } from '../ltx/index.js';
 import { listAllLevels } from '../storage/listing.js';
-import type { LtxFileInfo, ReplicaClient } from '../storage/types.js';
+import type { LtxFileInfo, ReplicaClient, SmallObject } from '../storage/types.js';
 import { LtxvfsError } from '../util/errors.js';
 import { present } from '../util/invariant.js';
 import { formatTxid, type Txid } from '../util/txid.js';
@@ -110,6 +110,7 @@ export class Replica extends EventEmitter implements ReplicaSource {
       coalesce: options.coalesce ?? true,
       readAhead: options.readAhead ?? true,
       maxReadAheadBytes: options.maxReadAheadBytes ?? DEFAULT_MAX_READ_AHEAD_BYTES,
+      log: this.log,
     });
     this.reader = new PageReader(client, this.fetcher, loader, this.log);
     this.useManifest = options.manifest ?? true;
@@ -163,7 +164,7 @@ export class Replica extends EventEmitter implements ReplicaSource {
       }
     }
     let latest: Version;
-    const inHand: Array<{ file: LtxFileInfo; bytes: Uint8Array }> = [];
+    const inHand: Array<{ file: LtxFileInfo; bytes: Uint8Array; digests?: SmallObject | null }> = [];
     if (opened !== undefined) {
       latest = opened.version;
     } else {
@@ -177,8 +178,12 @@ export class Replica extends EventEmitter implements ReplicaSource {
       const base = chain[0];
       const frontRead =
         base !== undefined && base.minTxid === 1 && base.size > FRONT_BYTES * 2
-          ? client.readRange(base, 0, FRONT_BYTES).then(
-              (bytes) => inHand.push({ file: base, bytes }),
+          ? Promise.all([
+              client.readRange(base, 0, FRONT_BYTES),
+              // Its page digests too (ltxvfs writers leave them), so its front pages are checked.
+              client.readObject(pageDigestsObjectName(base)).catch(() => undefined),
+            ]).then(
+              ([bytes, digests]) => inHand.push({ file: base, bytes, digests }),
               () => {},
             )
           : Promise.resolve();
@@ -194,7 +199,7 @@ export class Replica extends EventEmitter implements ReplicaSource {
       replica.manifestState = opened.state;
       if (opened.hot !== undefined) replica.seedHotPages(latest, opened.hot);
     }
-    for (const { file, bytes } of inHand) await replica.seedPagesFrom(latest, file, bytes);
+    for (const { file, bytes, digests } of inHand) await replica.seedPagesFrom(latest, file, bytes, digests);
     replica.log(
       `opened ${client.url} at TXID ${formatTxid(latest.txid)} (${latest.commit} pages) ${opened ? `from ${describeManifest(opened.state.manifest)}` : 'by listing'}`,
     );
@@ -227,8 +232,15 @@ export class Replica extends EventEmitter implements ReplicaSource {
    * Pages whose whole frame lies in `bytes` (the first bytes of `file`), wherever that frame is
    * the newest one of the page in the plan (a page a later file changed is left to that file).
    */
-  private async seedPagesFrom(version: Version, file: LtxFileInfo, bytes: Uint8Array): Promise<void> {
+  private async seedPagesFrom(
+    version: Version,
+    file: LtxFileInfo,
+    bytes: Uint8Array,
+    digestsObject?: SmallObject | null,
+  ): Promise<void> {
     const { index } = await this.loader.load(file, false);
+    // Only the base snapshot's front comes with its digests object; files read whole were checked whole.
+    const digests = digestsObject === undefined ? null : await this.fetcher.pageDigests(index, digestsObject);
     let seeded = 0;
     for (let i = 0; i < index.pgnos.length; i++) {
       const offset = index.offsets[i] ?? 0;
@@ -239,7 +251,9 @@ export class Replica extends EventEmitter implements ReplicaSource {
       const loc = version.map.lookup(pgno);
       if (loc === undefined || loc.index.key !== index.key || loc.entry !== i) continue;
       try {
-        this.fetcher.remember(loc, decodePageFrame(bytes.subarray(offset, end), version.pageSize, pgno));
+        const page = decodePageFrame(bytes.subarray(offset, end), version.pageSize, pgno);
+        if (!this.fetcher.matchesDigest(i, page, digests)) continue;
+        this.fetcher.remember(loc, page);
         seeded++;
       } catch {
         // A damaged frame is reported by the normal read of that page, with its context.

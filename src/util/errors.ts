@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'LTX_NOT_CONTIGUOUS'
   | 'LTX_ZSTD_UNINITIALIZED'
   | 'MANIFEST_INVALID'
+  | 'PAGE_DIGESTS_INVALID'
   // WAL (src/wal)
   | 'WAL_BAD_HEADER'
   // storage (src/storage)

@@ -12,6 +12,7 @@ import { L0Builder, type SyncedEvent } from './l0-builder.js';
 import { Lease } from './lease.js';
 import { LocalState } from './local-state.js';
 import { ManifestPublisher, type ManifestPublisherOptions } from './manifest-publisher.js';
+import { withPageDigests } from './page-digests-client.js';
 import type { CheckpointMode } from './primary-db.js';
 import { Uploader } from './uploader.js';
 
@@ -281,7 +282,8 @@ export class Replicator extends EventEmitter {
         : undefined;
     // Every LTX write and delete goes through the publisher's view of the client, so the
     // manifest is kept from what this writer did rather than a LIST per write.
-    const observed = manifest?.observe(client) ?? client;
+    // Outermost, large objects get their page digests written first and deleted last.
+    const observed = withPageDigests(manifest?.observe(client) ?? client, (line) => this.logger.warn(line));
     manifest?.start();
     const uploader = new Uploader(
       {

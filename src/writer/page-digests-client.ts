@@ -1,0 +1,108 @@
+import { createReadStream } from 'node:fs';
+import pLimit from 'p-limit';
+import {
+  computePageDigests,
+  encodePageDigests,
+  PAGE_DIGESTS_MIN_OBJECT_SIZE,
+  pageDigestsObjectName,
+} from '../ltx/index.js';
+import type { LtxFileRef, ReplicaClient } from '../storage/types.js';
+import { isLtxvfsError } from '../util/errors.js';
+
+/** Sidecar deletions in flight at once after a batch of LTX deletes. */
+const DELETE_CONCURRENCY = 8;
+
+/**
+ * The replica client with page digests (src/ltx/page-digests.ts) kept beside every LTX object
+ * larger than PAGE_DIGESTS_MIN_OBJECT_SIZE: the digests object is written before the LTX object
+ * (a reader that sees the object can check its random reads) and deleted after it (never a
+ * listed object without its digests). Digests are computed from the very bytes being uploaded,
+ * decoded and verified in full, so a corrupt local output is refused before it leaves.
+ */
+export function withPageDigests(
+  client: ReplicaClient,
+  warn: (line: string) => void = () => {},
+): ReplicaClient {
+  const putDigests = async (file: LtxFileRef, chunks: AsyncIterable<Uint8Array>, size: number) => {
+    const digests = await computePageDigests(file.level, chunks, size);
+    const bytes = encodePageDigests(digests);
+    const name = pageDigestsObjectName(file);
+    try {
+      await client.writeObject(name, bytes, { ifNoneMatch: '*' });
+    } catch (err) {
+      if (!isLtxvfsError(err, 'STORAGE_CONDITION_FAILED')) throw err;
+      // Left by an earlier attempt (a crash between the two writes, or an output that was
+      // never uploaded): replace it unless it already says the same.
+      const existing = await client.readObject(name);
+      if (existing !== null && Buffer.from(existing.data).equals(Buffer.from(bytes))) return;
+      await client.writeObject(
+        name,
+        bytes,
+        existing === null ? { ifNoneMatch: '*' } : { ifMatch: existing.etag },
+      );
+    }
+  };
+  return {
+    ...delegate(client),
+    async writeFile(file, data, options) {
+      if (data.byteLength > PAGE_DIGESTS_MIN_OBJECT_SIZE)
+        await putDigests(file, oneChunk(data), data.byteLength);
+      return client.writeFile(file, data, options);
+    },
+    async writeFileFrom(file, source, options) {
+      if (source.size > PAGE_DIGESTS_MIN_OBJECT_SIZE)
+        await putDigests(file, createReadStream(source.path, { highWaterMark: 1 << 20 }), source.size);
+      return client.writeFileFrom(file, source, options);
+    },
+    async deleteFiles(files) {
+      await client.deleteFiles(files);
+      const limit = pLimit(DELETE_CONCURRENCY);
+      const withDigests = files.filter(
+        (f) => !('size' in f) || typeof f.size !== 'number' || f.size > PAGE_DIGESTS_MIN_OBJECT_SIZE,
+      );
+      await Promise.all(
+        withDigests.map((f) =>
+          limit(async () => {
+            try {
+              await client.deleteObject(pageDigestsObjectName(f));
+            } catch (err) {
+              // An orphaned digests object is harmless (readers check it describes the object).
+              warn(
+                `could not delete ${pageDigestsObjectName(f)}: ${err instanceof Error ? err.message : String(err)}`,
+              );
+            }
+          }),
+        ),
+      );
+    },
+  };
+}
+
+async function* oneChunk(data: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield data;
+}
+
+/** Every method of `client`, bound (the getter `url` stays live). */
+function delegate(client: ReplicaClient): ReplicaClient {
+  return {
+    get url() {
+      return client.url;
+    },
+    levels: () => client.levels(),
+    listAll: () => client.listAll(),
+    listFiles: (level, options) => client.listFiles(level, options),
+    readRange: (file, offset, length) => client.readRange(file, offset, length),
+    readFile: (file) => client.readFile(file),
+    writeFile: (file, data, options) => client.writeFile(file, data, options),
+    writeFileFrom: (file, source, options) => client.writeFileFrom(file, source, options),
+    deleteFiles: (files) => client.deleteFiles(files),
+    readObject: (name) => client.readObject(name),
+    readObjectIfChanged: (name, etag) => client.readObjectIfChanged(name, etag),
+    writeObject: (name, data, condition) => client.writeObject(name, data, condition),
+    deleteObject: (name, condition) => client.deleteObject(name, condition),
+    preconnect: (sockets) => client.preconnect?.(sockets),
+    stats: () => client.stats(),
+    resetStats: () => client.resetStats(),
+    close: () => client.close(),
+  };
+}
