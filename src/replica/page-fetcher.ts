@@ -52,6 +52,9 @@ const PREFETCH_DEPTH = 2;
 /** All streams together keep at most this many read-ahead windows in flight in the background. */
 const PREFETCH_GLOBAL_WINDOWS = 4;
 
+/** Other small objects fetched alongside the first miss in one (see readSmallSiblings). */
+const SMALL_SIBLINGS_MAX = 7;
+
 /**
  * Objects up to this size are read whole and checked against their file checksum before any of
  * their pages is served (one GET either way; the index loader reads them whole too).
@@ -197,6 +200,26 @@ export class PageFetcher {
       void this.fetchRun(run);
     }
     return mine;
+  }
+
+  /**
+   * A page of the small object `missed` was not cached: fetch the other small objects of the same
+   * view in the same round (each one whole GET), not later one stall each. A scan of a view opened
+   * from the manifest (small files' indexes carried, so none of their pages read at open) meets
+   * the L0 files' pages one by one otherwise; a LIST-path open has them cached already. Off with
+   * read-ahead (the per-page baseline), and capped so a view of many L0 files costs a bounded round.
+   */
+  readSmallSiblings(missed: FileIndex, files: readonly FileIndex[], pageSize: number): void {
+    if (!this.options.readAhead || !isReadWhole(missed)) return;
+    let started = 0;
+    for (const index of files) {
+      if (started >= SMALL_SIBLINGS_MAX) return;
+      if (index === missed || !isReadWhole(index) || index.pgnos.length === 0) continue;
+      const key = cacheKey(index, 0);
+      if (this.cache.has(key) || this.inflight.has(key)) continue;
+      started++;
+      void this.read({ index, entry: 0 }, pageSize).catch(() => {});
+    }
   }
 
   /**

@@ -5,7 +5,7 @@ import { isLtxvfsError, LtxvfsError } from '../util/errors.js';
 import { formatTxid, type Txid } from '../util/txid.js';
 import type { Listing } from './extend.js';
 import type { IndexLoader } from './index-loader.js';
-import type { PageFetcher } from './page-fetcher.js';
+import { isReadWhole, type PageFetcher } from './page-fetcher.js';
 import { type PageLocation, PageMap } from './page-map.js';
 import { planRestore } from './plan.js';
 import type { Version } from './version.js';
@@ -115,7 +115,10 @@ export class PageReader {
         );
       }
       try {
-        const page = await this.fetcher.read(loc, version.pageSize);
+        const reading = this.fetcher.read(loc, version.pageSize);
+        if (attempt === 0 && isReadWhole(loc.index))
+          this.fetcher.readSmallSiblings(loc.index, version.map.files(), version.pageSize);
+        const page = await reading;
         if (pgno === 1) this.checkPageOne(version, page);
         return page;
       } catch (err) {

@@ -3,6 +3,8 @@ import type { ReplicaClient } from '../../src/storage/types.js';
 /** One storage request as the wrapper saw it: what, and the order of its start and end. */
 export interface RecordedRequest {
   op: string;
+  /** The LTX file a read was for, as `L<level>/<minTxid>-<maxTxid>` (absent for lists and objects). */
+  file?: string;
   /** Sequence numbers of the start and end events (one counter for both). */
   start: number;
   end: number;
@@ -48,8 +50,9 @@ export function recordRequests(client: ReplicaClient): {
         const start = seq++;
         events.push(`${prop} start`);
         const result = (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        const file = fileOf(args[0]);
         return result.finally(() => {
-          requests.push({ op: prop, start, end: seq++ });
+          requests.push({ op: prop, start, end: seq++, ...(file === undefined ? {} : { file }) });
           events.push(`${prop} end`);
         });
       };
@@ -64,6 +67,27 @@ export function recordRequests(client: ReplicaClient): {
       events.length = 0;
     },
   };
+}
+
+function fileOf(arg: unknown): string | undefined {
+  if (typeof arg !== 'object' || arg === null || !('level' in arg)) return undefined;
+  const f = arg as { level: number; minTxid: number; maxTxid: number };
+  return `L${f.level}/${f.minTxid}-${f.maxTxid}`;
+}
+
+/** The round (1 = first) of each request, by the rule of rounds(). */
+export function roundNumbers(requests: readonly RecordedRequest[]): Map<RecordedRequest, number> {
+  const sorted = [...requests].sort((a, b) => a.start - b.start);
+  const out = new Map<RecordedRequest, number>();
+  for (const [i, r] of sorted.entries()) {
+    let before = 0;
+    for (let j = 0; j < i; j++) {
+      const p = sorted[j];
+      if (p !== undefined && p.end < r.start) before = Math.max(before, out.get(p) ?? 0);
+    }
+    out.set(r, before + 1);
+  }
+  return out;
 }
 
 /**
