@@ -74,7 +74,10 @@ export interface ReplicatorOptions {
    * given; the CLI turns it on with Litestream's defaults.
    */
   compaction?: CompactionConfig;
-  /** How often the compaction scheduler looks at its schedule (default 1000 ms). */
+  /**
+   * How often the compaction scheduler looks at its schedule (default 1000 ms); 0: never by
+   * itself, only when compactNow() is called (`replicate --once`).
+   */
   compactionPollMs?: number;
   /**
    * The reader manifest `ltxvfs/manifest.json` and hot pages `ltxvfs/hot.ltx` (README, "Opening
@@ -367,7 +370,8 @@ export class Replicator extends EventEmitter {
         afterPass: manifest ? () => manifest.publish() : undefined,
         mayWrite: () => !lease || (lease.lost === undefined && !lease.expired()),
       });
-      run.compactor.start(this.options.compactionPollMs ?? 1000);
+      const pollMs = this.options.compactionPollMs ?? 1000;
+      if (pollMs > 0) run.compactor.start(pollMs);
     }
   }
 
@@ -554,6 +558,18 @@ export class Replicator extends EventEmitter {
   /** Stages what is committed (no waiting for the store). */
   syncLocalNow(): Promise<Txid> {
     return this.serialized((run) => run.builder.syncLocal());
+  }
+
+  /**
+   * Runs the compaction, snapshot and retention work that is due now (what the scheduler's next
+   * tick would do) and waits for it; a failing step is logged and counted in stats().compaction.
+   * Nothing without the `compaction` option. `replicate --once` calls it after its sync.
+   */
+  async compactNow(): Promise<CompactionStats | undefined> {
+    const compactor = this.run?.compactor;
+    if (!compactor || this.fatalError) return undefined;
+    await compactor.tick();
+    return compactor.stats();
   }
 
   /** Runs a checkpoint now (tests, CLI). */

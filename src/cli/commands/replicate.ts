@@ -5,6 +5,7 @@ import { parseDuration } from '../../util/duration.js';
 import { LtxvfsError } from '../../util/errors.js';
 import { present } from '../../util/invariant.js';
 import { formatTxid } from '../../util/txid.js';
+import type { CompactionConfig } from '../../writer/compaction/compaction-config.js';
 import { Replicator, type ReplicatorLogger, type ReplicatorOptions } from '../../writer/index.js';
 import { loadConfigFile, parseCompactionFlags } from '../config.js';
 import { formatRequestStats } from '../request-stats.js';
@@ -23,13 +24,18 @@ export interface ReplicateFlags {
   snapshotInterval?: string;
   retention?: string | boolean;
   l0Retention?: string;
+  /** false with --no-compaction. */
+  compaction?: boolean;
   config?: string;
 }
 
 /** The one place options are declared; add a flag here and map it in replicatorOptions(). */
 function declareOptions(cmd: Command): Command {
   return cmd
-    .option('--once', 'sync what is committed, upload it, and exit')
+    .option(
+      '--once',
+      'sync what is committed, upload it, run the compaction, snapshot and retention that are due, and exit',
+    )
     .option('--sync-interval <duration>', 'how often committed transactions become an L0 file', '1s')
     .option(
       '--exec <cmd>',
@@ -56,6 +62,10 @@ function declareOptions(cmd: Command): Command {
     .option('--no-retention', 'never delete anything from the replica')
     .option('--l0-retention <duration>', 'keep compacted L0 files at least this long (default 5m)')
     .option(
+      '--no-compaction',
+      'only write L0 files: no compaction, L9 snapshots or retention (another process does them, or nothing does)',
+    )
+    .option(
       '--config <file>',
       'YAML file listing databases, replicas and their settings (instead of <db> <replica-url>)',
     );
@@ -68,7 +78,7 @@ export function replicatorOptions(
   flags: ReplicateFlags,
   logger: ReplicatorLogger,
 ): ReplicatorOptions {
-  // Parsed even with --once (which does not compact) so a bad value is an error there too.
+  // Parsed even with --no-compaction, so a bad value is an error there too.
   const compaction = parseCompactionFlags({
     levels: flags.levels,
     snapshotInterval: flags.snapshotInterval,
@@ -81,9 +91,22 @@ export function replicatorOptions(
     syncIntervalMs: parseDuration(flags.syncInterval ?? '1s', '--sync-interval'),
     logger,
     keepAlive: true,
-    compaction: flags.once ? undefined : compaction,
+    ...compactionOptions(compaction, flags),
     ...writerSafetyOptions(flags),
   };
+}
+
+/**
+ * Compaction runs unless --no-compaction: in the background, or with --once after the sync
+ * (whatever is due then; a cron job thus keeps the levels and retention as a long-running
+ * replicator would, at the granularity of its runs).
+ */
+function compactionOptions(
+  compaction: CompactionConfig | undefined,
+  flags: ReplicateFlags,
+): Pick<ReplicatorOptions, 'compaction' | 'compactionPollMs'> {
+  if (flags.compaction === false || !compaction) return {};
+  return { compaction, ...(flags.once ? { compactionPollMs: 0 } : {}) };
 }
 
 /** --lease-ttl and --max-staged (also with --config: they are per run, not per database). */
@@ -141,7 +164,7 @@ export function replicatorOptionsFromFile(
     syncIntervalMs: entry.syncIntervalMs ?? parseDuration(flags.syncInterval ?? '1s', '--sync-interval'),
     logger: cliLogger(verbose, config.dbs.length > 1 ? entry.path : undefined),
     keepAlive: true,
-    compaction: flags.once ? undefined : entry.compaction,
+    ...compactionOptions(entry.compaction, flags),
     ...writerSafetyOptions(flags),
   }));
 }
@@ -261,6 +284,12 @@ async function syncOnce(
     try {
       const { txid } = await r.sync({ giveUpAfterAttempts: ONCE_GIVE_UP_AFTER_ATTEMPTS });
       loggers[i]?.info(`replicated up to TXID ${formatTxid(txid)}`);
+      const compaction = await r.compactNow();
+      if (compaction && compaction.errors > 0) {
+        loggers[i]?.warn(
+          `${compaction.errors} compaction step(s) failed (see above); the next run tries again`,
+        );
+      }
     } catch (err) {
       failure = err;
       break;
