@@ -10,7 +10,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Replica } from '../src/replica/replica.js';
 import { FileReplicaClient } from '../src/storage/index.js';
+import type { LtxFileRef } from '../src/storage/types.js';
 import type { Txid } from '../src/util/txid.js';
 import { Replicator } from '../src/writer/index.js';
 import { createLtx, type Ltx } from '../vfs/index.js';
@@ -255,3 +257,105 @@ describe('the page cache stays within cacheBytes', () => {
     }
   });
 });
+
+/**
+ * A file replica where the hydrator's reads of one object wait for release(). The hydrator's
+ * reads are told apart by their caller (Hydrator.streamObject on the stack; a rename there makes
+ * this test time out, not pass): opening reads the same object (small files whole, at offset 0).
+ */
+class HoldingClient extends FileReplicaClient {
+  holdTxid: number | undefined;
+  held = 0;
+  private open: () => void = () => {};
+  private readonly gate: Promise<void> = new Promise((resolve) => {
+    this.open = resolve;
+  });
+
+  release(): void {
+    this.holdTxid = undefined;
+    this.open();
+  }
+
+  override async readRange(file: LtxFileRef, offset: number, length: number): Promise<Uint8Array> {
+    if (file.level === 0 && file.maxTxid === this.holdTxid && /streamObject/.test(new Error().stack ?? '')) {
+      this.held++;
+      await this.gate;
+    }
+    return super.readRange(file, offset, length);
+  }
+}
+
+describe('PRAGMA ltx_hydration while a real hydration runs', () => {
+  let tmp: TempDir;
+
+  beforeAll(async () => {
+    tmp = await makeTempDir('ltxvfs-hydration-text-');
+  });
+
+  afterAll(async () => {
+    await tmp?.cleanup();
+  });
+
+  it('reads "running P% (d/t pages) at TXID 2" with t = SQLite\'s page count and P = d/t, then "done 100.0%"', async () => {
+    const dbPath = join(tmp.dir, 'app.db');
+    const app = new Database(dbPath);
+    app.pragma('journal_mode = wal');
+    app.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, pad BLOB NOT NULL)');
+    app.exec(
+      'INSERT INTO t(pad) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 400) SELECT randomblob(900) FROM c',
+    );
+    const replicaDir = join(tmp.dir, 'replica');
+    const replicator = new Replicator({ dbPath, replica: replicaDir, syncIntervalMs: 3_600_000 });
+    await replicator.start();
+    await replicator.sync();
+    app.exec('UPDATE t SET pad = randomblob(900) WHERE id % 50 = 0');
+    const { txid } = await replicator.sync();
+    await replicator.stop();
+    expect(txid).toBe(2);
+    const pageCount = app.pragma('page_count', { simple: true }) as number;
+    const sql = 'SELECT count(*) AS n, hex(max(pad)) AS top FROM t';
+    const expected = app.prepare(sql).get();
+    app.close();
+
+    const client = new HoldingClient(replicaDir);
+    // TXID 1 holds every page; those TXID 2 changed come from its own (smaller) object.
+    client.holdTxid = 1;
+    const ltx = await createLtx({ instances: 1 });
+    try {
+      const replica = (await ltx.registerReplica('app', client, {
+        pollIntervalMs: 0,
+        hydratePath: join(tmp.dir, 'hydrated.db'),
+      })) as Replica;
+      const db = await ltx.open('file:app?vfs=ltx');
+      try {
+        // Event-driven: the hydrator has asked for the held object, so it cannot be done.
+        await waitUntil(() => client.held > 0);
+        const text = String(await db.pragma('ltx_hydration'));
+        const m = /^running (\d+\.\d)% \((\d+)\/(\d+) pages\) at TXID 0000000000000002$/.exec(text);
+        expect(m, text).not.toBeNull();
+        const [, percent, done, total] = m ?? [];
+        expect(Number(total)).toBe(pageCount);
+        expect(Number(done)).toBeLessThan(pageCount);
+        expect(percent).toBe(((100 * Number(done)) / pageCount).toFixed(1));
+        expect(await db.pragma('litestream_hydration_progress')).toBe(text);
+        expect(replica.hydration()).toMatchObject({ state: 'running', pagesDone: Number(done) });
+        client.release();
+        await waitUntil(() => replica.hydration().state === 'done');
+        expect(await db.pragma('ltx_hydration')).toBe(
+          `done 100.0% (${pageCount}/${pageCount} pages) at TXID 0000000000000002`,
+        );
+        expect(await db.get(sql)).toEqual(expected);
+      } finally {
+        await db.close();
+      }
+    } finally {
+      client.release();
+      await ltx.close();
+    }
+  });
+});
+
+/** Waits for a condition that events of the code under test make true (bounded by the test timeout). */
+async function waitUntil(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
+}
