@@ -32,6 +32,10 @@ beforeAll(async () => {
   primary.db.transaction(() => {
     for (let id = 1; id <= ROWS; id++) insert.run(id, `name-${id}-${'x'.repeat(id % 53)}`, id * 7);
   })();
+  primary.db.exec(`CREATE TABLE vals (id INTEGER PRIMARY KEY, v);
+    INSERT INTO vals (v) VALUES (-1), (-2147483648), (2147483648), (4294967295), (9007199254740991),
+      (-9007199254740991), (9007199254740992), (-9223372036854775808), (9223372036854775807), (0.5),
+      (-1e300), (''), ('a' || char(0) || 'b'), ('zwölf €'), (x''), (x'00ff'), (NULL)`);
   await primary.sync();
   reference = new Database(primary.dbPath, { readonly: true });
   // The smallest SQLite page cache the Node API allows: most page reads reach the VFS.
@@ -112,6 +116,33 @@ describe('the fast read path', () => {
     expect(client.stats().get).toBe(0);
     // No page was copied out of the file into the shared cache on the way.
     expect(replica.cacheStats().pages).toBe(cachedBefore);
+    await stmt.finalize();
+    await db.close();
+    await ltx.unregisterReplica(name);
+  });
+
+  it('reads every column type as better-sqlite3 does: 64-bit integers (bigint beyond 2^53), reals, text with NUL, blobs, NULL', async () => {
+    const { name } = await register({ cacheBytes: 64 << 20 });
+    const db = await ltx.open(`file:${name}?vfs=ltx`);
+    const native = reference.prepare('SELECT id, v, typeof(v) AS t FROM vals ORDER BY id');
+    native.safeIntegers(true);
+    const expected = native.all().map((row) => {
+      const r = row as { id: bigint; v: unknown; t: string };
+      const v =
+        typeof r.v === 'bigint' &&
+        r.v >= BigInt(Number.MIN_SAFE_INTEGER) &&
+        r.v <= BigInt(Number.MAX_SAFE_INTEGER)
+          ? Number(r.v)
+          : r.v instanceof Buffer
+            ? new Uint8Array(r.v)
+            : r.v;
+      return { id: Number(r.id), v, t: r.t };
+    });
+    expect(expected).toHaveLength(17);
+    expect(await db.all('SELECT id, v, typeof(v) AS t FROM vals ORDER BY id')).toEqual(expected);
+    const stmt = await db.prepare('SELECT id, v, typeof(v) AS t FROM vals ORDER BY id');
+    expect(await stmt.all()).toEqual(expected);
+    expect(await stmt.get()).toEqual(expected[0]);
     await stmt.finalize();
     await db.close();
     await ltx.unregisterReplica(name);

@@ -1,15 +1,17 @@
 import * as SQLite from '@journeyapps/wa-sqlite';
 import { LtxvfsError } from '../src/util/errors.js';
-import { bindAll, readColumn, stepRow } from './binding.js';
+import { bindAll } from './binding.js';
 import type { LtxVfs } from './ltx-vfs.js';
 import type { WaSqliteInstance } from './module.js';
 import type { Mutex } from './mutex.js';
 import { LtxStatement, type StatementHost } from './statement.js';
+import type { Stepper } from './stepper.js';
 import type { Row, SqlParams, SqlValue } from './values.js';
 
 /** One wa-sqlite module instance with its own ltx VFS; every call into it goes through `mutex`. */
 export interface PooledInstance extends WaSqliteInstance {
   readonly vfs: LtxVfs;
+  readonly stepper: Stepper;
   readonly mutex: Mutex;
   connections: number;
 }
@@ -49,10 +51,11 @@ let lastTurn = Date.now();
  * put. Every MAX_BUSY_MS one call waits for a turn of the event loop (setImmediate: timers and I/O
  * callbacks run first), which costs microseconds per stretch.
  */
-async function yieldIfBusy(): Promise<void> {
-  if (Date.now() - lastTurn < MAX_BUSY_MS) return;
-  await new Promise<void>((resolve) => setImmediate(resolve));
-  lastTurn = Date.now();
+function yieldIfBusy(): Promise<void> | undefined {
+  if (Date.now() - lastTurn < MAX_BUSY_MS) return undefined;
+  return new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+    lastTurn = Date.now();
+  });
 }
 
 /**
@@ -76,6 +79,7 @@ export class LtxDatabase {
     this.host = {
       uri,
       sqlite3: instance.sqlite3,
+      stepper: instance.stepper,
       call: (task) => this.call(task),
       forget: (statement) => this.prepared.delete(statement),
     };
@@ -219,10 +223,10 @@ export class LtxDatabase {
 
   /** Binds, steps once, reads the row if there is one, and rewinds the statement. */
   private async firstRow(stmt: number, params: SqlParams | undefined): Promise<Row | undefined> {
-    const { sqlite3 } = this.instance;
+    const { sqlite3, stepper } = this.instance;
     if (params !== undefined) bindAll(sqlite3, stmt, params);
     try {
-      return await stepRow(sqlite3, stmt, sqlite3.column_names(stmt));
+      return await stepper.stepRow(stmt, sqlite3.column_names(stmt));
     } finally {
       await this.rewind(stmt);
     }
@@ -239,18 +243,20 @@ export class LtxDatabase {
 
   /** Back to the start with no bindings, so the statement holds no read transaction. */
   private async rewind(stmt: number): Promise<void> {
-    await this.instance.sqlite3.reset(stmt).catch(() => undefined);
+    await this.instance.stepper.reset(stmt);
     this.instance.sqlite3.clear_bindings(stmt);
   }
 
   private async stepAll(stmt: number, params: SqlParams | undefined): Promise<QueryResult> {
-    const { sqlite3 } = this.instance;
+    const { sqlite3, stepper } = this.instance;
     if (params !== undefined) bindAll(sqlite3, stmt, params);
     const columns = sqlite3.column_names(stmt);
     const rows: SqlValue[][] = [];
-    while ((await sqlite3.step(stmt)) === SQLite.SQLITE_ROW) {
+    for (;;) {
+      const step = stepper.step(stmt);
+      if ((typeof step === 'number' ? step : await step) !== SQLite.SQLITE_ROW) break;
       const row: SqlValue[] = [];
-      for (let i = 0; i < columns.length; i++) row.push(readColumn(sqlite3, stmt, i));
+      for (let i = 0; i < columns.length; i++) row.push(stepper.column(stmt, i));
       rows.push(row);
     }
     return { columns, rows };
@@ -281,7 +287,8 @@ export class LtxDatabase {
   /** Serializes on the module instance and turns failures into named errors. */
   private call<T>(task: () => Promise<T>): Promise<T> {
     return this.instance.mutex.run(async () => {
-      await yieldIfBusy();
+      const turn = yieldIfBusy();
+      if (turn !== undefined) await turn;
       this.instance.vfs.clearLastError();
       try {
         return await task();

@@ -14,6 +14,7 @@ import { instantiateWaSqlite } from './module.js';
 import { Mutex } from './mutex.js';
 import { ReplicaMap } from './registry.js';
 import type { ReplicaSource } from './replica-port.js';
+import { Stepper } from './stepper.js';
 
 export interface LtxOptions {
   /** wa-sqlite module instances (each runs one call at a time); default 4, created on demand. */
@@ -321,7 +322,15 @@ export class Ltx {
         const { module, sqlite3, build } = await instantiateWaSqlite();
         const vfs = new LtxVfs(module, this.registry, { logger: this.options.logger, build });
         sqlite3.vfs_register(vfs, false);
-        const instance: PooledInstance = { module, sqlite3, build, vfs, mutex: new Mutex(), connections: 0 };
+        const instance: PooledInstance = {
+          module,
+          sqlite3,
+          build,
+          vfs,
+          stepper: new Stepper(module, sqlite3, build),
+          mutex: new Mutex(),
+          connections: 0,
+        };
         this.instances.push(instance);
         return instance;
       } finally {

@@ -13,8 +13,10 @@ export class Mutex {
   }
 
   run<T>(task: () => Promise<T>): Promise<T> {
+    const idle = this.waiting === 0;
     this.waiting++;
-    const result = this.tail.then(task);
+    // Idle (nothing queued or running, so the tail has settled): start now, not a turn later.
+    const result = idle ? startNow(task) : this.tail.then(task);
     const settled = result.then(
       () => undefined,
       () => undefined,
@@ -23,5 +25,13 @@ export class Mutex {
     return result.finally(() => {
       this.waiting--;
     });
+  }
+}
+
+function startNow<T>(task: () => Promise<T>): Promise<T> {
+  try {
+    return task();
+  } catch (err) {
+    return Promise.reject(err);
   }
 }

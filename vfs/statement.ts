@@ -1,11 +1,13 @@
 import { LtxvfsError } from '../src/util/errors.js';
-import { bindAll, stepRow } from './binding.js';
+import { bindAll } from './binding.js';
+import type { Stepper } from './stepper.js';
 import type { Row, SqlParam, SqlParams } from './values.js';
 
 /** What a statement needs from its connection: the API and the serialized, error-naming call. */
 export interface StatementHost {
   readonly uri: string;
   readonly sqlite3: SQLiteAPI;
+  readonly stepper: Stepper;
   /** Runs `task` alone on the connection's module instance; failures become named errors. */
   call<T>(task: () => Promise<T>): Promise<T>;
   /** The statement is gone (finalized by its owner): forget it. */
@@ -54,7 +56,7 @@ export class LtxStatement {
       this.host.call(async () => {
         this.bind(args);
         try {
-          return await stepRow(this.host.sqlite3, this.handle, this.columnNames);
+          return await this.host.stepper.stepRow(this.handle, this.columnNames);
         } finally {
           await this.rewind();
         }
@@ -70,7 +72,7 @@ export class LtxStatement {
         try {
           const rows: Row[] = [];
           for (;;) {
-            const row = await stepRow(this.host.sqlite3, this.handle, this.columnNames);
+            const row = await this.host.stepper.stepRow(this.handle, this.columnNames);
             if (row === undefined) return rows;
             rows.push(row);
           }
@@ -92,7 +94,9 @@ export class LtxStatement {
     try {
       await this.host.call(async () => this.bind(args));
       for (;;) {
-        const row = await this.host.call(() => stepRow(this.host.sqlite3, this.handle, this.columnNames));
+        const row = await this.host.call(async () =>
+          this.host.stepper.stepRow(this.handle, this.columnNames),
+        );
         if (row === undefined) return;
         yield row;
       }
@@ -139,7 +143,7 @@ export class LtxStatement {
 
   /** Back to the start with no bindings, so the statement holds no read transaction. */
   private async rewind(): Promise<void> {
-    await this.host.sqlite3.reset(this.handle).catch(() => undefined);
+    await this.host.stepper.reset(this.handle);
     this.host.sqlite3.clear_bindings(this.handle);
   }
 
