@@ -480,6 +480,39 @@ describe('request counts through SQL', () => {
     }
   });
 
+  it('a LIMIT-less stmt.get / iterate over the cold million-row table reads only the pages of the rows taken', async () => {
+    const ltx = await createLtx({ instances: 1 });
+    try {
+      // No read-ahead: every page the statement reads is one counted GET.
+      const replica = (await ltx.registerReplica('big', client, {
+        pollIntervalMs: 0,
+        readAhead: false,
+        coalesce: false,
+      })) as Replica;
+      const db = await ltx.open('big');
+      await db.get('SELECT count(*) AS n FROM sqlite_schema');
+      const stmt = await db.prepare('SELECT id, v FROM big WHERE id > ?');
+      replica.client.resetStats();
+      expect(await stmt.get(500_000)).toEqual({ id: 500_001, v: 'row-00500001' });
+      // Root, interior pages and one leaf of a 1M-row table (3-4 levels), not the ~3,900 pages
+      // of the half of the table the SQL names.
+      expect(replica.client.stats().get).toBeLessThanOrEqual(5);
+      replica.client.resetStats();
+      let taken = 0;
+      for await (const row of stmt.iterate(700_000)) {
+        expect(row).toEqual({ id: 700_001 + taken, v: `row-${String(700_001 + taken).padStart(8, '0')}` });
+        if (++taken === 200) break;
+      }
+      // 200 rows of ~20 bytes span one or two leaves.
+      expect(replica.client.stats().get).toBeLessThanOrEqual(7);
+      // The connection and the statement stay usable after break.
+      expect(await stmt.get(999_999)).toEqual({ id: 1_000_000, v: 'row-01000000' });
+      await stmt.finalize();
+    } finally {
+      await ltx.close();
+    }
+  });
+
   // Through SQLite a table scan is not purely sequential: each interior B-tree page sits far
   // from the leaves it leads to, so the read-ahead must survive such detours.
   it('a cold full scan of one snapshot file costs at most one request per 4 MiB plus a small constant', async () => {
