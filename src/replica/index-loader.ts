@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import {
+  type DecodedLtxFile,
   decodeHeader,
   HEADER_SIZE,
   type LtxHeader,
@@ -35,8 +36,11 @@ export class IndexLoader {
   /** Index size of the last file loaded per level: the next file's tail read is sized from it. */
   private readonly lastIndexSize = new Map<number, number>();
 
-  /** Told of every file whose tail read covered the whole object (its pages are in hand). */
-  onWholeFile: ((file: LtxFileInfo, bytes: Uint8Array) => void) | undefined;
+  /**
+   * Told of every index fetched, with the object decoded when the tail read covered the whole
+   * object (checked whole: its pages are in hand, verified).
+   */
+  onFetched: ((index: FileIndex, whole: DecodedLtxFile | undefined) => void) | undefined;
 
   constructor(private readonly client: ReplicaClient) {}
 
@@ -126,9 +130,10 @@ export class IndexLoader {
       );
     }
     let columns: PageIndexColumns;
+    let whole: DecodedLtxFile | undefined;
     try {
       // A tail that covers the whole object is checked whole: its index and header are then as written.
-      if (tailStart === 0) await checkWholeObject(tail);
+      if (tailStart === 0) whole = await checkWholeObject(tail);
       let parsed = parsePageIndexColumns(tail, file.size);
       if (parsed.kind === 'need-more') {
         const more = await this.client.readRange(file, parsed.indexStart, file.size - parsed.indexStart);
@@ -142,10 +147,8 @@ export class IndexLoader {
       throw this.wrap(file, err);
     }
     let header: LtxHeader | undefined;
-    if (tailStart === 0) {
-      header = this.decode(file, tail.subarray(0, HEADER_SIZE));
-      this.onWholeFile?.(file, tail);
-    } else if (headerPromise !== undefined) header = await headerPromise;
+    if (tailStart === 0) header = this.decode(file, tail.subarray(0, HEADER_SIZE));
+    else if (headerPromise !== undefined) header = await headerPromise;
     const { pgnos, offsets, sizes } = columns;
     for (let i = 0; i < pgnos.length; i++) {
       const offset = offsets[i] ?? 0;
@@ -154,7 +157,9 @@ export class IndexLoader {
         throw this.corrupt(file, `its page index places page ${pgnos[i]} at bytes ${offset}..${end}`);
       }
     }
-    return { index: makeFileIndex(file, columns, header?.commit ?? Number.POSITIVE_INFINITY), header };
+    const index = makeFileIndex(file, columns, header?.commit ?? Number.POSITIVE_INFINITY);
+    this.onFetched?.(index, whole);
+    return { index, header };
   }
 
   private async readHeader(file: LtxFileInfo): Promise<LtxHeader> {

@@ -164,7 +164,10 @@ export class Replica extends EventEmitter implements ReplicaSource {
       }
     }
     let latest: Version;
-    const inHand: Array<{ file: LtxFileInfo; bytes: Uint8Array; digests?: SmallObject | null }> = [];
+    // Pages already in hand after the open round, with the index that places them (kept here: the
+    // loader's cache holds fewer indexes than a replica of 20,000 small files has).
+    const inHand: Array<{ index: FileIndex; bytes: Uint8Array; digests?: SmallObject | null }> = [];
+    const decodedInHand: Array<{ index: FileIndex; decoded: DecodedLtxFile }> = [];
     if (opened !== undefined) {
       latest = opened.version;
     } else {
@@ -176,6 +179,7 @@ export class Replica extends EventEmitter implements ReplicaSource {
       // page order) comes in the same round as the index tails.
       // Small files are read whole for their index: their pages are kept too.
       const base = chain[0];
+      let baseIndex: FileIndex | undefined;
       const frontRead =
         base !== undefined && base.minTxid === 1 && base.size > FRONT_BYTES * 2
           ? Promise.all([
@@ -183,23 +187,36 @@ export class Replica extends EventEmitter implements ReplicaSource {
               // Its page digests too (ltxvfs writers leave them), so its front pages are checked.
               client.readObject(pageDigestsObjectName(base)).catch(() => undefined),
             ]).then(
-              ([bytes, digests]) => inHand.push({ file: base, bytes, digests }),
-              () => {},
+              ([bytes, digests]) => ({ bytes, digests }),
+              () => undefined,
             )
-          : Promise.resolve();
-      loader.onWholeFile = (file, bytes) => inHand.push({ file, bytes });
+          : Promise.resolve(undefined);
+      loader.onFetched = (index, whole) => {
+        if (whole !== undefined) decodedInHand.push({ index, decoded: whole });
+        if (index.file === base) baseIndex = index;
+      };
+      let front: Awaited<typeof frontRead>;
       try {
-        [latest] = await Promise.all([buildVersion(loader, chain, client.url), frontRead]);
+        [latest, front] = await Promise.all([buildVersion(loader, chain, client.url), frontRead]);
       } finally {
-        loader.onWholeFile = undefined;
+        loader.onFetched = undefined;
       }
+      if (front !== undefined && baseIndex !== undefined) inHand.push({ index: baseIndex, ...front });
     }
     const replica = new Replica(client, options, loader, latest, openedAt);
     if (opened !== undefined) {
       replica.manifestState = opened.state;
       if (opened.hot !== undefined) replica.seedHotPages(latest, opened.hot);
     }
-    for (const { file, bytes, digests } of inHand) await replica.seedPagesFrom(latest, file, bytes, digests);
+    let seeded = 0;
+    for (const { index, bytes, digests } of inHand)
+      seeded += await replica.seedPagesFrom(latest, index, bytes, digests);
+    for (const { index, decoded } of decodedInHand)
+      seeded += replica.seedDecodedPages(latest, index, decoded);
+    if (seeded > 0)
+      replica.log(
+        `${client.url}: ${seeded} pages of ${inHand.length + decodedInHand.length} objects read while opening, in the cache`,
+      );
     replica.log(
       `opened ${client.url} at TXID ${formatTxid(latest.txid)} (${latest.commit} pages) ${opened ? `from ${describeManifest(opened.state.manifest)}` : 'by listing'}`,
     );
@@ -229,16 +246,31 @@ export class Replica extends EventEmitter implements ReplicaSource {
   }
 
   /**
-   * Pages whose whole frame lies in `bytes` (the first bytes of `file`), wherever that frame is
+   * Pages whose whole frame lies in `bytes` (the first bytes of `index`'s object), wherever that frame is
    * the newest one of the page in the plan (a page a later file changed is left to that file).
    */
+  /**
+   * The pages of an object read and checked whole while opening, wherever its frame is the newest
+   * one of the page in the plan (decoded once, by the check).
+   */
+  private seedDecodedPages(version: Version, index: FileIndex, decoded: DecodedLtxFile): number {
+    let seeded = 0;
+    for (const page of decoded.pages) {
+      if (page.pgno > version.commit) continue;
+      const loc = version.map.lookup(page.pgno);
+      if (loc === undefined || loc.index.key !== index.key) continue;
+      this.fetcher.remember(loc, page.data);
+      seeded++;
+    }
+    return seeded;
+  }
+
   private async seedPagesFrom(
     version: Version,
-    file: LtxFileInfo,
+    index: FileIndex,
     bytes: Uint8Array,
     digestsObject?: SmallObject | null,
-  ): Promise<void> {
-    const { index } = await this.loader.load(file, false);
+  ): Promise<number> {
     // Only the base snapshot's front comes with its digests object; files read whole were checked whole.
     const digests = digestsObject === undefined ? null : await this.fetcher.pageDigests(index, digestsObject);
     let seeded = 0;
@@ -259,8 +291,7 @@ export class Replica extends EventEmitter implements ReplicaSource {
         // A damaged frame is reported by the normal read of that page, with its context.
       }
     }
-    if (seeded > 0)
-      this.log(`${this.client.url}: ${seeded} pages of ${fileKey(file)} read while opening, in the cache`);
+    return seeded;
   }
 
   /** Latest known state, synchronous (the poller keeps it fresh); pinned until release(). */
