@@ -1,8 +1,9 @@
 /**
- * The replica's file system is full (issue 10, defect 5), on a real small tmpfs: `replicate
+ * The replica's file system is full (issue 10, defect 5) or read-only, on a real small tmpfs: `replicate
  * --once` fails in bounded time with STORAGE_FULL naming the file, exits non-zero and leaves
  * nothing half-written in the replica; continuous replication keeps retrying with one warning
- * per failure streak and catches up once there is space again. Needs root (mount); skipped with
+ * per failure streak and catches up once there is space again; a read-only one is
+ * STORAGE_READ_ONLY naming the path. Needs root (mount); skipped with
  * the reason printed otherwise.
  */
 import { spawnSync } from 'node:child_process';
@@ -37,6 +38,11 @@ function mountTmpfs(name: string, size: string): string | { skip: string } {
     return { skip: `cannot mount a tmpfs (needs root): ${r.stderr.trim() || r.error?.message}` };
   mounted.push(dir);
   return dir;
+}
+
+function remount(dir: string, options: string): void {
+  const r = spawnSync('mount', ['-o', `remount,${options}`, dir], { encoding: 'utf8' });
+  expect(r.status, r.stderr).toBe(0);
 }
 
 function grow(dir: string, size: string): void {
@@ -102,8 +108,14 @@ describe('the replica file system is full (a real 1 MiB tmpfs)', () => {
       `ltxvfs: STORAGE_FULL: write ${join(replica, 'ltx', '0', '0000000000000001-0000000000000001.ltx')}: no space left on the file system (ENOSPC)`,
     );
     expect(elapsed).toBeLessThan(30_000);
-    // Nothing half-written in the replica (no LTX file, no temp file); the L0 waits locally.
-    expect(filesUnder(replica).filter((f) => !f.endsWith('lock.json'))).toEqual([]);
+    // Nothing half-written in the replica: no LTX file, no temp file (the digests sidecar of a
+    // large object is written before the object by design, and lock.json is released); the L0
+    // waits locally.
+    const left = filesUnder(replica);
+    expect(left.filter((f) => f.endsWith('.ltx') || f.includes('.tmp'))).toEqual([]);
+    expect(left.filter((f) => !f.endsWith('lock.json') && !f.includes(join('ltxvfs', 'digests')))).toEqual(
+      [],
+    );
     expect(
       existsSync(join(tmp.dir, '.once.db-ltxvfs', 'ltx', '0', '0000000000000001-0000000000000001.ltx')),
     ).toBe(true);
@@ -160,5 +172,36 @@ describe('the replica file system is full (a real 1 MiB tmpfs)', () => {
       await replicator.stop();
     }
     expectRestoreEquals(dbPath, join(mount, 'replica'), join(tmp.dir, 'continuous-restored.db'));
+  });
+});
+
+describe('the replica file system is read-only (a real tmpfs remounted ro)', () => {
+  it('replicate names the path with STORAGE_READ_ONLY, for a replica directory still to create and for one that exists', (ctx) => {
+    const mount = mountTmpfs('read-only', '1m');
+    if (typeof mount !== 'string') return ctx.skip(mount.skip);
+    mkdirSync(join(mount, 'existing'));
+    remount(mount, 'ro');
+    const dbPath = join(tmp.dir, 'read-only.db');
+    const db = new Database(dbPath);
+    db.pragma('journal_mode = WAL');
+    db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY)');
+    db.close();
+    const run = (replica: string) =>
+      spawnSync(process.execPath, [cli, 'replicate', dbPath, replica, '--once'], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+    // Was STORAGE_NOT_FOUND ("create directory ... not found"): a recursive mkdir says ENOENT.
+    const missing = run(join(mount, 'new', 'replica'));
+    expect(missing.status, missing.stderr).toBe(1);
+    expect(missing.stderr.trim()).toBe(
+      `ltxvfs: STORAGE_READ_ONLY: create directory ${join(mount, 'new', 'replica')}: the file system is read-only (EROFS)`,
+    );
+    const existing = run(join(mount, 'existing'));
+    expect(existing.status, existing.stderr).toBe(1);
+    expect(existing.stderr).toContain(
+      `ltxvfs: STORAGE_READ_ONLY: lock ${join(mount, 'existing', 'lock.json')}`,
+    );
+    expect(readdirSync(join(mount, 'existing'))).toEqual([]);
   });
 });

@@ -438,7 +438,7 @@ export class FileReplicaClient implements ReplicaClient {
     try {
       created = await mkdir(dir, { recursive: true });
     } catch (err) {
-      throw this.ioError(err, `create directory ${dir}`);
+      throw this.ioError(await realMkdirError(dir, err), `create directory ${dir}`);
     }
     if (created !== undefined) {
       for (let d = dir; ; d = dirname(d)) {
@@ -611,6 +611,30 @@ async function realpathOrNull(path: string): Promise<string | null> {
     if (errCode(err) === 'ENOENT' || errCode(err) === 'ENOTDIR') return null;
     throw err;
   }
+}
+
+/**
+ * A recursive mkdir reports ENOENT for a read-only (or otherwise unwritable) parent on some
+ * systems; creating the first missing directory alone gives the real reason (EROFS, EACCES,
+ * ENOSPC), so the error can say what is wrong.
+ */
+async function realMkdirError(dir: string, err: unknown): Promise<unknown> {
+  if (errCode(err) !== 'ENOENT') return err;
+  let missing = dir;
+  for (let parent = dirname(missing); parent !== missing; missing = parent, parent = dirname(parent)) {
+    const exists = await lstat(parent).then(
+      () => true,
+      () => false,
+    );
+    if (!exists) continue;
+    try {
+      await mkdir(missing);
+      return err;
+    } catch (probe) {
+      return errCode(probe) === 'EEXIST' ? err : probe;
+    }
+  }
+  return err;
 }
 
 function errCode(err: unknown): string | undefined {
