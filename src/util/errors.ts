@@ -39,6 +39,7 @@ export type ErrorCode =
   | 'LEASE_LOST'
   | 'LEASE_EXPIRED'
   | 'WRITER_FORK'
+  | 'WRITER_LOCKED'
   | 'WRITER_DB'
   | 'CONFIG_INVALID'
   // replica / vfs

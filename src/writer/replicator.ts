@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
 import type { PageEncoding } from '../ltx/index.js';
 import { emptyStats, openReplicaClient } from '../storage/index.js';
 import { listAllLevels } from '../storage/listing.js';
@@ -10,6 +11,7 @@ import { CompactionScheduler, type CompactionStats } from './compaction/compacti
 import type { CompactionConfig } from './compaction/compaction-config.js';
 import { L0Builder, type SyncedEvent } from './l0-builder.js';
 import { Lease } from './lease.js';
+import { LocalLock } from './local-lock.js';
 import { LocalState } from './local-state.js';
 import { ManifestPublisher, type ManifestPublisherOptions } from './manifest-publisher.js';
 import { withPageDigests } from './page-digests-client.js';
@@ -225,6 +227,10 @@ export class Replicator extends EventEmitter {
   /** Acquires the lease, opens the database, reconciles local state with the replica, starts syncing. */
   async start(): Promise<void> {
     if (this.running) return;
+    // Before anything is created (the replica directory, lock.json, .<db>-ltxvfs/).
+    if (!existsSync(this.dbPath)) {
+      throw new LtxvfsError('WRITER_DB', `database ${this.dbPath} does not exist (nothing was created)`);
+    }
     const clientOwned = typeof this.options.replica === 'string';
     const client =
       typeof this.options.replica === 'string'
@@ -232,8 +238,10 @@ export class Replicator extends EventEmitter {
         : this.options.replica;
     let lease: Lease | undefined;
     let builder: L0Builder | undefined;
+    let localLock: LocalLock | undefined;
     let remoteMax: Txid;
     try {
+      localLock = LocalLock.acquire(this.local.dir, this.dbPath, client.url);
       if (this.options.lease !== false) {
         const l = this.options.lease ?? {};
         lease = await Lease.acquire({
@@ -272,7 +280,7 @@ export class Replicator extends EventEmitter {
       remoteMax = await remoteMaxTxid(client);
       builder.reconcile(remoteMax);
     } catch (err) {
-      await this.release({ client, clientOwned, lease, builder });
+      await this.release({ client, clientOwned, lease, builder, localLock });
       throw err;
     }
     const uploaded = Math.min(builder.state?.txid ?? 0, remoteMax);
@@ -342,6 +350,7 @@ export class Replicator extends EventEmitter {
       uploader,
       manifest,
       compactor: undefined,
+      localLock,
       closed: false,
     };
     this.run = run;
@@ -718,6 +727,7 @@ export class Replicator extends EventEmitter {
     clientOwned: boolean;
     lease: Lease | undefined;
     builder: L0Builder | undefined;
+    localLock: LocalLock | undefined;
   }): Promise<void> {
     try {
       if (!this.fatalError) await parts.lease?.release();
@@ -726,6 +736,7 @@ export class Replicator extends EventEmitter {
     }
     parts.lease?.stopRenewing();
     parts.builder?.close();
+    parts.localLock?.release();
     if (parts.clientOwned) await parts.client.close();
   }
 }
@@ -741,6 +752,8 @@ interface Running {
   readonly uploader: Uploader;
   readonly manifest: ManifestPublisher | undefined;
   compactor: CompactionScheduler | undefined;
+  /** This process's claim on `.<db>-ltxvfs/` (one replicator per database). */
+  readonly localLock: LocalLock;
   /** Set once teardown has closed the database (the object stays for stats()). */
   closed: boolean;
 }
