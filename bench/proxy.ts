@@ -29,7 +29,12 @@ export interface LatencyProxy {
   readonly endpoint: string;
   readonly port: number;
   stats(): ProxyStats;
-  /** When (performance.now()) each connection since the last resetStats() was accepted. */
+  /**
+   * When (performance.now()) each connection since the last resetStats() was accepted, for those a
+   * request was waiting for: its first bytes came within 3/4 of a round trip of the accept. A
+   * connection opened ahead of need (a preconnect) carries its first request a round or more
+   * later and is left out: it cost no round trip of its own.
+   */
   connectionTimes(): number[];
   resetStats(): void;
   close(): Promise<void>;
@@ -127,13 +132,17 @@ export async function startLatencyProxy(options: ProxyOptions): Promise<LatencyP
   const up = new Link(bytesPerMs);
   const down = new Link(bytesPerMs);
   let stats: ProxyStats = { connections: 0, bytesUp: 0, bytesDown: 0 };
-  let accepted: number[] = [];
+  let accepted: Array<{ at: number; firstData?: number }> = [];
   const open = new Set<net.Socket>();
 
   // Half-open on both sides: each direction ends on its own once its queue has drained.
   const server = net.createServer({ allowHalfOpen: true }, (client) => {
     stats.connections++;
-    accepted.push(performance.now());
+    const record: { at: number; firstData?: number } = { at: performance.now() };
+    accepted.push(record);
+    client.once('data', () => {
+      record.firstData = performance.now();
+    });
     client.setNoDelay(true);
     const upstream = net.connect({
       port: options.target.port,
@@ -176,7 +185,10 @@ export async function startLatencyProxy(options: ProxyOptions): Promise<LatencyP
     endpoint: `http://127.0.0.1:${port}`,
     port,
     stats: () => ({ ...stats }),
-    connectionTimes: () => [...accepted],
+    connectionTimes: () =>
+      accepted
+        .filter((c) => c.firstData !== undefined && c.firstData - c.at <= Math.max(rttMs * 0.75, 5))
+        .map((c) => c.at),
     resetStats: () => {
       stats = { connections: 0, bytesUp: 0, bytesDown: 0 };
       accepted = [];

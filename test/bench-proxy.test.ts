@@ -69,6 +69,22 @@ describe('bench latency proxy', () => {
     expect(proxy.connectionTimes()).toEqual([]);
   });
 
+  it('leaves out of connectionTimes a connection opened ahead of need (first bytes a round trip later)', async () => {
+    const proxy = await startLatencyProxy({ target: { host: '127.0.0.1', port: echo.port }, rttMs: 40 });
+    proxies.push(proxy);
+    const idle = net.connect(proxy.port, '127.0.0.1');
+    await new Promise<void>((r) => idle.once('connect', () => r()));
+    // Held back by events, not a clock: the preconnected socket sends only after a whole exchange
+    // on another connection (which takes its own handshake plus a round trip, 80 ms here).
+    await roundTrip(proxy.port, Buffer.from('used at once'));
+    const echoed = new Promise<void>((r) => idle.once('data', () => r()));
+    idle.write('used later');
+    await echoed;
+    idle.destroy();
+    expect(proxy.stats().connections).toBe(2);
+    expect(proxy.connectionTimes()).toHaveLength(1);
+  });
+
   it('limits bandwidth per direction', async () => {
     const proxy = await startLatencyProxy({
       target: { host: '127.0.0.1', port: echo.port },
