@@ -110,19 +110,19 @@ describeS3('ltxvfs replicate --exec through a store outage (fault proxy in front
   });
   afterAll(() => proxy.close());
 
-  it('an outage of 4 lease TTLs: the app keeps writing, the lease is renewed, nothing is lost', async () => {
+  it('an outage of 36 s, longer than the default 30 s lease TTL: the app keeps writing, the lease is renewed, nothing is lost', async () => {
     const { dbPath, stopFile, dir } = primary('outage');
     const bucket = await createTestBucket('i10-cli-outage');
     const url = `s3://${bucket.bucket}/${bucket.path}?endpoint=${encodeURIComponent(proxy.endpoint)}&forcePathStyle=true&region=us-east-1&unquoteIfMatch=true`;
-    const ttlMs = 3000;
+    // The default lease (30 s, renewed every 10 s): the last renewal before the outage was at
+    // most 10 s before it, so 36 s of black hole outlast the lease for certain.
+    const outageMs = 36_000;
     const run = replicate(
       [
         dbPath,
         url,
         '--sync-interval',
         '200ms',
-        '--lease-ttl',
-        '3s',
         '--exec',
         `${process.execPath} ${writerApp} ${dbPath} ${stopFile}`,
       ],
@@ -132,7 +132,7 @@ describeS3('ltxvfs replicate --exec through a store outage (fault proxy in front
       await until('the first upload', async () => (await bucket.client.listFiles(0)).length > 0);
       proxy.setMode({ kind: 'blackhole' });
       const rowsBefore = rowCount(dbPath);
-      await sleep(4 * ttlMs);
+      await sleep(outageMs);
       expect(run.child.exitCode, `replicate exited during the outage: ${run.stderr()}`).toBeNull();
       const rowsDuring = rowCount(dbPath);
       expect(rowsDuring, 'the app kept writing through the outage').toBeGreaterThan(rowsBefore + 50);
@@ -155,12 +155,12 @@ describeS3('ltxvfs replicate --exec through a store outage (fault proxy in front
       expect(run.stderr()).not.toContain('LEASE_LOST');
       const n = await expectReplicaEqualsPrimary(bucket.client, dbPath, dir);
       console.log(
-        `cli outage: ${n} rows replicated, ${rowsDuring - rowsBefore} written during ${4 * ttlMs} ms of black hole`,
+        `cli outage: ${n} rows replicated, ${rowsDuring - rowsBefore} written during ${outageMs} ms of black hole`,
       );
     } finally {
       run.child.kill('SIGKILL');
     }
-  }, 120_000);
+  }, 180_000);
 });
 
 describe('ltxvfs replicate --exec when another writer takes the lease', () => {
