@@ -6,6 +6,7 @@ import bytes from 'bytes-iec';
 import { Command } from 'commander';
 import type { BenchContext } from './context.js';
 import { type Dataset, makeDataset } from './datasets.js';
+import { runPlanningSection } from './planning.js';
 import { startLatencyProxy } from './proxy.js';
 import {
   type BenchReport,
@@ -28,7 +29,15 @@ import { runReadPathSections } from './sql-reads.js';
  * bench/results/<date>-<mode>.{json,md,svg}.
  */
 
-const ALL_SECTIONS = ['reads', 'replication', 'scale-out', 'ltx', 'compaction', 'cold-pages'] as const;
+const ALL_SECTIONS = [
+  'reads',
+  'replication',
+  'scale-out',
+  'ltx',
+  'planning',
+  'compaction',
+  'cold-pages',
+] as const;
 type SectionId = (typeof ALL_SECTIONS)[number];
 
 /**
@@ -199,6 +208,9 @@ async function main(argv: string[]): Promise<number> {
     });
     await guarded('ltx', 'LTX encode/decode', async () => {
       for (const s of await runExternalSections(ctx, 'ltx')) record(s);
+    });
+    await guarded('planning', 'Planning over many L0 files', async () => {
+      record(runPlanningSection({ quick: mode === 'quick', log }));
     });
     await guarded('compaction', 'Compaction', async () => {
       if (mode === 'quick' && !o.only?.split(',').includes('compaction')) {
