@@ -15,6 +15,8 @@ export default defineConfig({
       'test/ltx-golden.test.ts',
       'test/ltx-compact.test.ts',
       'test/wal.test.ts',
+      'test/wal-edges.test.ts',
+      'test/wal-scan-model.test.ts',
       'test/util-duration.test.ts',
       'test/replica-plan.test.ts',
       'test/replica-plan-model.test.ts',
