@@ -13,7 +13,9 @@ import { openReplicaClient } from '../src/storage/index.js';
 import type { ReplicaClient } from '../src/storage/types.js';
 import { CompactionScheduler } from '../src/writer/compaction/compaction.js';
 import { Replicator } from '../src/writer/index.js';
+import { ManifestPublisher } from '../src/writer/manifest-publisher.js';
 import { createLtx } from '../vfs/index.js';
+import { ltxFileBytes } from './support/ltx-spec.js';
 import { recordRequests, rounds } from './support/request-rounds.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
@@ -94,6 +96,31 @@ describe('manifest kept from the writer’s own knowledge', () => {
       db.close();
       await client.close();
       await check.close();
+    }
+  });
+
+  it('while the writer may not write (its lease expired unrenewed) a publish sends nothing; the next allowed one writes the manifest', async () => {
+    const dir = join(tmp.dir, 'may-write');
+    mkdirSync(dir);
+    const client = openReplicaClient(join(dir, 'replica'));
+    try {
+      const bytes = ltxFileBytes({ minTxid: 1, pages: [{ pgno: 1 }, { pgno: 2 }] });
+      await client.writeFile({ level: 0, minTxid: 1, maxTxid: 1 }, bytes, { timestamp: new Date() });
+      let allowed = false;
+      const publisher = new ManifestPublisher(client, { mayWrite: () => allowed });
+      client.resetStats();
+      for (let i = 0; i < 3; i++) await publisher.publish();
+      expect(client.stats()).toMatchObject({ list: 0, get: 0, head: 0, put: 0, delete: 0 });
+      expect(await client.readObject(MANIFEST_OBJECT)).toBeNull();
+      allowed = true;
+      await publisher.publish();
+      const manifest = await readManifest(client);
+      expect(manifest.txid).toBe(1);
+      expect(manifest.files.map((f) => [f.level, f.minTxid, f.maxTxid, f.size])).toEqual([
+        [0, 1, 1, bytes.length],
+      ]);
+    } finally {
+      await client.close();
     }
   });
 

@@ -35,6 +35,13 @@ export interface ManifestPublisherOptions {
    */
   resyncMs?: number;
   log?: (line: string) => void;
+  /**
+   * Whether this writer may change the replica now (default always). The replicator says no
+   * while its lease has expired unrenewed: another writer may hold the replica by then, and a
+   * manifest written now could replace its manifest with ours. Such a publish sends nothing (not
+   * even a LIST); the next one after the lease is confirmed writes what the writer knows.
+   */
+  mayWrite?: () => boolean;
 }
 
 /** What the manifest says about one file, learned once per object from its header and tail. */
@@ -69,6 +76,7 @@ export class ManifestPublisher implements WriteObserver {
   private readonly refreshMs: number;
   private readonly resyncMs: number;
   private readonly log: (line: string) => void;
+  private readonly mayWrite: () => boolean;
   private readonly facts = new Map<string, FileFacts>();
   /** The replica's files as the writer knows them; undefined = list before the next manifest. */
   private known: Map<string, LtxFileInfo> | undefined;
@@ -98,6 +106,7 @@ export class ManifestPublisher implements WriteObserver {
     this.refreshMs = options.refreshMs ?? Math.max(1, Math.floor(this.staleAfterMs / 3));
     this.resyncMs = options.resyncMs ?? DEFAULT_RESYNC_MS;
     this.log = options.log ?? (() => {});
+    this.mayWrite = options.mayWrite ?? (() => true);
   }
 
   /** `client` with the writer's uploads and deletions reported here (use it for every write). */
@@ -208,6 +217,7 @@ export class ManifestPublisher implements WriteObserver {
   }
 
   private async publishOnce(): Promise<void> {
+    if (!this.mayWrite()) return;
     this.changesSeen = this.changes;
     const files = await this.currentFiles();
     if (files.length === 0) return;

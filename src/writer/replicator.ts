@@ -257,6 +257,8 @@ export class Replicator extends EventEmitter {
               `lease generation ${lease?.generation} renewed: the store answers again and nobody took over`,
             );
             this.emit('lease-recovered', { generation: lease?.generation });
+            // Manifests were held back while it was expired.
+            this.run?.manifest?.publish().catch(() => {});
           },
         });
         lease.startRenewing();
@@ -289,6 +291,8 @@ export class Replicator extends EventEmitter {
         ? new ManifestPublisher(client, {
             ...this.options.manifest,
             log: (line) => this.logger.info(line),
+            // As for compaction: not while the lease is expired unrenewed (or lost).
+            mayWrite: () => !lease || (lease.lost === undefined && !lease.expired()),
           })
         : undefined;
     // Every LTX write and delete goes through the publisher's view of the client, so the
