@@ -226,7 +226,7 @@ export class LtxDatabase {
     const { sqlite3, stepper } = this.instance;
     if (params !== undefined) bindAll(sqlite3, stmt, params);
     try {
-      return await stepper.stepRow(stmt, sqlite3.column_names(stmt));
+      return await stepper.stepRow(stmt, stepper.columnNames(stmt));
     } finally {
       await this.rewind(stmt);
     }
@@ -250,7 +250,7 @@ export class LtxDatabase {
   private async stepAll(stmt: number, params: SqlParams | undefined): Promise<QueryResult> {
     const { sqlite3, stepper } = this.instance;
     if (params !== undefined) bindAll(sqlite3, stmt, params);
-    const columns = sqlite3.column_names(stmt);
+    const columns = stepper.columnNames(stmt);
     const rows: SqlValue[][] = [];
     for (;;) {
       const step = stepper.step(stmt);

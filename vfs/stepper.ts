@@ -14,6 +14,8 @@ interface StepperModule {
   _sqlite3_column_blob(stmt: number, i: number): number;
   _sqlite3_column_bytes(stmt: number, i: number): number;
   _sqlite3_db_handle(stmt: number): number;
+  _sqlite3_column_count(stmt: number): number;
+  _sqlite3_column_name(stmt: number, i: number): number;
 }
 
 const HI_MAX = 0x1f_ffff; // Number.MAX_SAFE_INTEGER >> 32
@@ -67,6 +69,21 @@ export class Stepper {
       );
     const rc = this.module.ccall('sqlite3_reset', 'number', ['number'], [stmt]);
     if (rc instanceof Promise) return rc.then(() => undefined);
+  }
+
+  /** The result column names, read from wasm memory (a query's names are read once per call). */
+  columnNames(stmt: number): string[] {
+    const m = this.module;
+    const names: string[] = [];
+    const count = m._sqlite3_column_count(stmt);
+    for (let i = 0; i < count; i++) {
+      const at = m._sqlite3_column_name(stmt, i);
+      const heap = m.HEAPU8;
+      let end = at;
+      while (heap[end] !== 0) end++;
+      names.push(text.decode(heap.subarray(at, end)));
+    }
+    return names;
   }
 
   row(stmt: number, columns: readonly string[]): Row {
