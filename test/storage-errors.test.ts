@@ -269,6 +269,17 @@ describe('S3 status codes -> error codes (scripted SDK client)', () => {
     const denied = await caught(b.replica.readObject('lock.json'));
     expect(denied.code).toBe('STORAGE_ACCESS_DENIED');
     expect(denied.message).toContain('s3://bkt/db/lock.json');
+
+    // RGW's answer to a write past a quota is a 403 too, but no credential is wrong.
+    const c = scripted([{ status: 403, name: 'QuotaExceeded' }]);
+    const full = await caught(
+      c.replica.writeFile({ level: 0, minTxid: 1, maxTxid: 1 }, new Uint8Array(10), {
+        timestamp: new Date(),
+      }),
+    );
+    expect(full.code).toBe('STORAGE_FULL');
+    expect(full.message).toContain('s3://bkt/db/0000/0000000000000001-0000000000000001.ltx');
+    expect(full.message).toContain('quota');
   });
 });
 

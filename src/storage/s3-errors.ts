@@ -81,6 +81,15 @@ export function mapS3Error(err: unknown, request: S3RequestTarget): LtxvfsError 
       },
     );
   }
+  if (name === 'QuotaExceeded') {
+    // Ceph RGW (and MinIO) answer a write beyond a bucket or user quota with 403 QuotaExceeded:
+    // the store is full for us, which no credential check will fix.
+    return new LtxvfsError(
+      'STORAGE_FULL',
+      `${operation} ${target}: the store's quota for this bucket or user is exhausted (${detail})`,
+      { cause: err },
+    );
+  }
   if (
     status === 403 ||
     name === 'InvalidAccessKeyId' ||

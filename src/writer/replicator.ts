@@ -521,7 +521,7 @@ export class Replicator extends EventEmitter {
     if (streak?.code === code) return;
     const message = error instanceof Error ? error.message : String(error);
     this.logger.warn(
-      `upload of L0 ${formatTxid(txid)} failed: ${code}: ${message}; retrying with backoff (at most every ${this.opts.retryMaxDelayMs} ms) until it succeeds, without a line per retry`,
+      `upload of L0 ${formatTxid(txid)} failed: ${code}: ${message}; retrying with backoff (at most every ${this.opts.retryMaxDelayMs} ms), one line per failure streak`,
     );
     this.uploadFailure = { code, since: streak?.since ?? Date.now(), attempts: streak?.attempts ?? 1 };
   }
