@@ -1,11 +1,15 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeLtxFile, decodePageDigests, pageDigest, pageDigestsObjectName } from '../src/ltx/index.js';
 import { listAllLevels } from '../src/replica/plan.js';
 import { restore } from '../src/replica/restore.js';
 import { verifyReplica } from '../src/replica/verify.js';
 import { openReplicaClient } from '../src/storage/index.js';
+import type { ReplicaClient } from '../src/storage/types.js';
 import { isLtxvfsError } from '../src/util/errors.js';
 import type { CompactionConfig } from '../src/writer/compaction/compaction-config.js';
 import { Replicator } from '../src/writer/replicator.js';
@@ -24,6 +28,43 @@ beforeAll(async () => {
 afterAll(() => tmp.cleanup());
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Every listed object above 64 KiB has page digests that describe it (identity, and one digest
+ * per page equal to the xxh32 of the page restore's decoder gives), and no digests object is left
+ * for an object that is gone. Returns how many objects carry digests.
+ */
+async function expectDigestsMatch(client: ReplicaClient, replicaDir: string): Promise<number> {
+  const listed = [...(await listAllLevels(client)).values()].flat();
+  let carried = 0;
+  for (const f of listed) {
+    const object = await client.readObject(pageDigestsObjectName(f));
+    if (f.size <= 64 * 1024) {
+      expect(object, `L${f.level} ${f.minTxid}-${f.maxTxid} is small: no digests`).toBeNull();
+      continue;
+    }
+    if (object === null)
+      throw new Error(`L${f.level} ${f.minTxid}-${f.maxTxid} (${f.size} bytes) has no page digests`);
+    const d = decodePageDigests(object.data);
+    const decoded = decodeLtxFile(await client.readFile(f));
+    expect([d.level, d.minTxid, d.maxTxid, d.objectSize]).toEqual([f.level, f.minTxid, f.maxTxid, f.size]);
+    expect(
+      d.fileChecksum,
+      `L${f.level} ${f.minTxid}-${f.maxTxid} ${f.size} digests for ${d.objectSize} bytes, ${d.digests.length} vs ${decoded.pages.length} pages, created ${f.createdAt.toISOString()}`,
+    ).toBe(decoded.trailer.fileChecksum);
+    expect([...d.digests]).toEqual(decoded.pages.map((p) => pageDigest(p.data)));
+    carried++;
+  }
+  const names = new Set(listed.map((f) => pageDigestsObjectName(f)));
+  const root = join(replicaDir, 'ltxvfs', 'digests');
+  const stored = existsSync(root)
+    ? (await readdir(root)).flatMap((level) =>
+        readdirSync(join(root, level)).map((name) => `ltxvfs/digests/${level}/${name}`),
+      )
+    : [];
+  expect(stored.filter((name) => !names.has(name))).toEqual([]);
+  return carried;
+}
 
 async function writeFor(
   ms: number,
@@ -50,6 +91,9 @@ describe('compaction inside the replicator', () => {
     const db = new Database(dbPath);
     db.pragma('journal_mode = WAL');
     db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)');
+    // Incompressible rows, so snapshots and compaction outputs pass 64 KiB (they then carry page digests).
+    const seedRow = db.prepare('INSERT INTO t (v) VALUES (?)');
+    for (let i = 0; i < 60; i++) seedRow.run(randomBytes(2000));
     const keepAll: CompactionConfig = {
       levels: [300, 600, 1200],
       snapshotIntervalMs: 2000,
@@ -80,6 +124,7 @@ describe('compaction inside the replicator', () => {
     expect([...listing.keys()]).toEqual([0, 1, 2, 3, 9]);
     expect((await verifyReplica(client)).problems).toEqual([]);
     await expectRestoresMatch(client, images, join(tmp.dir, 'restores'));
+    expect(await expectDigestsMatch(client, replicaDir)).toBeGreaterThan(0);
 
     // Now with a short retention: old snapshots, level files below the floor, compacted L0 go.
     const short: CompactionConfig = {
@@ -103,6 +148,8 @@ describe('compaction inside the replicator', () => {
     await replicator.stop();
     db.close();
     expect((await verifyReplica(client)).problems).toEqual([]);
+    // Retention deleted objects with digests; their digests went after them.
+    expect(await expectDigestsMatch(client, replicaDir)).toBeGreaterThan(0);
     const after = await listAllLevels(client);
     expect(defined(after.get(0)).length).toBeLessThan(defined(listing.get(0)).length);
     expect(

@@ -160,4 +160,20 @@ describe('the writer keeps page digests beside its large objects', () => {
     expect(decodePageDigests(object.data).digests.length).toBe(33);
     expect(decodePageDigests(object.data).objectSize).toBe(bytes.length);
   });
+
+  it('a second write of other bytes under a name that exists (a snapshot of an unchanged database taken again) fails and leaves the digests of the stored object', async () => {
+    const ref: LtxFileRef = { level: 9, minTxid: 1, maxTxid: 12 };
+    const client = withPageDigests(raw);
+    const stored = bigLtx(ref, 30);
+    await client.writeFile(ref, stored, { timestamp: new Date(1) });
+    const again = bigLtx({ ...ref, maxTxid: 12 }, 31);
+    await expect(client.writeFile(ref, again, { timestamp: new Date(2) })).rejects.toMatchObject({
+      code: 'STORAGE_EXISTS',
+    });
+    const object = await raw.readObject(pageDigestsObjectName(ref));
+    if (object === null) throw new Error('no digests');
+    const d = decodePageDigests(object.data);
+    expect([d.objectSize, d.digests.length]).toEqual([stored.length, 30]);
+    expect(d.fileChecksum).toBe(decodeLtxFile(stored).trailer.fileChecksum);
+  });
 });

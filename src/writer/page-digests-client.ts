@@ -23,36 +23,56 @@ export function withPageDigests(
   client: ReplicaClient,
   warn: (line: string) => void = () => {},
 ): ReplicaClient {
-  const putDigests = async (file: LtxFileRef, chunks: AsyncIterable<Uint8Array>, size: number) => {
+  /**
+   * Writes the digests of the object about to be uploaded; returns what is left to do once its
+   * create-only write succeeded. Digests already there and different are replaced only then:
+   * if the object exists (a snapshot of an unchanged database taken again, an output an earlier
+   * run uploaded) its write fails and the digests that describe it stay.
+   */
+  const putDigests = async (
+    file: LtxFileRef,
+    chunks: AsyncIterable<Uint8Array>,
+    size: number,
+  ): Promise<(() => Promise<void>) | undefined> => {
     const digests = await computePageDigests(file.level, chunks, size);
     const bytes = encodePageDigests(digests);
     const name = pageDigestsObjectName(file);
     try {
       await client.writeObject(name, bytes, { ifNoneMatch: '*' });
+      return undefined;
     } catch (err) {
       if (!isLtxvfsError(err, 'STORAGE_CONDITION_FAILED')) throw err;
-      // Left by an earlier attempt (a crash between the two writes, or an output that was
-      // never uploaded): replace it unless it already says the same.
-      const existing = await client.readObject(name);
-      if (existing !== null && Buffer.from(existing.data).equals(Buffer.from(bytes))) return;
+    }
+    const existing = await client.readObject(name);
+    if (existing !== null && Buffer.from(existing.data).equals(Buffer.from(bytes))) return undefined;
+    return async () => {
+      // The object did not exist: those digests were left by an attempt that never uploaded it.
       await client.writeObject(
         name,
         bytes,
         existing === null ? { ifNoneMatch: '*' } : { ifMatch: existing.etag },
       );
-    }
+    };
   };
   return {
     ...delegate(client),
     async writeFile(file, data, options) {
-      if (data.byteLength > PAGE_DIGESTS_MIN_OBJECT_SIZE)
-        await putDigests(file, oneChunk(data), data.byteLength);
-      return client.writeFile(file, data, options);
+      const after =
+        data.byteLength > PAGE_DIGESTS_MIN_OBJECT_SIZE
+          ? await putDigests(file, oneChunk(data), data.byteLength)
+          : undefined;
+      const info = await client.writeFile(file, data, options);
+      await after?.();
+      return info;
     },
     async writeFileFrom(file, source, options) {
-      if (source.size > PAGE_DIGESTS_MIN_OBJECT_SIZE)
-        await putDigests(file, createReadStream(source.path, { highWaterMark: 1 << 20 }), source.size);
-      return client.writeFileFrom(file, source, options);
+      const after =
+        source.size > PAGE_DIGESTS_MIN_OBJECT_SIZE
+          ? await putDigests(file, createReadStream(source.path, { highWaterMark: 1 << 20 }), source.size)
+          : undefined;
+      const info = await client.writeFileFrom(file, source, options);
+      await after?.();
+      return info;
     },
     async deleteFiles(files) {
       await client.deleteFiles(files);
