@@ -1,11 +1,19 @@
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decodeLtxFile, decodePageDigests, pageDigest, pageDigestsObjectName } from '../src/ltx/index.js';
+import { Replica } from '../src/replica/replica.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { LtxFileRef, ReplicaClient } from '../src/storage/types.js';
+import { isLtxvfsError } from '../src/util/errors.js';
+import { formatTxid } from '../src/util/txid.js';
 import { withPageDigests } from '../src/writer/page-digests-client.js';
+import { defined, flipByte } from './support/defined.js';
 import { ltxFileBytes } from './support/ltx-spec.js';
+import { TestPrimary } from './support/replica-fixture.js';
+import { adminS3Client, createTestBucket, describeS3 } from './support/s3.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
 let tmp: TempDir;
@@ -175,5 +183,76 @@ describe('the writer keeps page digests beside its large objects', () => {
     const d = decodePageDigests(object.data);
     expect([d.objectSize, d.digests.length]).toEqual([stored.length, 30]);
     expect(d.fileChecksum).toBe(decodeLtxFile(stored).trailer.fileChecksum);
+  });
+});
+
+describeS3('page digests on S3 (RGW)', () => {
+  it('live at PATH/ltxvfs/digests/ beside Litestream keys; the listing is unchanged; a flipped page of the object is caught on a random read', async () => {
+    const bucket = await createTestBucket('digests');
+    const dir = await makeTempDir('ltxvfs-digests-s3-');
+    const writer = withPageDigests(bucket.client);
+    const primary = new TestPrimary(writer, dir.dir);
+    try {
+      primary.db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)');
+      const insert = primary.db.prepare('INSERT INTO t (id, v) VALUES (?, ?)');
+      primary.db.transaction(() => {
+        for (let id = 1; id <= 300; id++) insert.run(id, randomBytes(400));
+      })();
+      await primary.sync();
+      const snapshot = await primary.snapshot();
+      expect(snapshot.size).toBeGreaterThan(64 * 1024);
+      const s3 = adminS3Client();
+      const keys = (
+        await s3.send(new ListObjectsV2Command({ Bucket: bucket.bucket, Prefix: `${bucket.path}/` }))
+      ).Contents?.map((o) => o.Key);
+      const name = `${formatTxid(1)}-${formatTxid(snapshot.maxTxid)}`;
+      expect(keys?.sort()).toEqual(
+        [
+          `${bucket.path}/0000/${name}.ltx`,
+          `${bucket.path}/0009/${name}.ltx`,
+          `${bucket.path}/ltxvfs/digests/L0/${name}`,
+          `${bucket.path}/ltxvfs/digests/L9/${name}`,
+        ].sort(),
+      );
+      expect((await bucket.client.listAll()).map((f) => f.level)).toEqual([0, 9]);
+
+      // Flip one bit in the middle of the snapshot's page data, then read every page at random.
+      const key = `${bucket.path}/0009/${name}.ltx`;
+      const got = await s3.send(new GetObjectCommand({ Bucket: bucket.bucket, Key: key }));
+      const bytes = defined(await got.Body?.transformToByteArray(), 'snapshot bytes');
+      flipByte(bytes, Math.floor(bytes.length / 2), 0x10);
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: bucket.bucket,
+          Key: key,
+          Body: bytes,
+        }),
+      );
+      // The L0 holds every page too (the first sync): the plan reads the snapshot only when it is alone.
+      await bucket.client.deleteFiles([{ level: 0, minTxid: 1, maxTxid: snapshot.maxTxid }]);
+      const replica = await Replica.open(bucket.client, {
+        pollIntervalMs: 0,
+        readAhead: false,
+        manifest: false,
+      });
+      try {
+        const view = replica.acquireLatest();
+        const errors: unknown[] = [];
+        for (let p = view.pageCount; p >= 1; p--)
+          await view.readPage(p).catch((err: unknown) => errors.push(err));
+        view.release();
+        expect(errors.length).toBeGreaterThan(0);
+        for (const err of errors) {
+          expect(isLtxvfsError(err, 'REPLICA_CORRUPT'), String(err)).toBe(true);
+          expect(String(err)).toContain(name);
+        }
+      } finally {
+        await replica.close();
+      }
+    } finally {
+      primary.close();
+      await bucket.client.close();
+      await dir.cleanup();
+    }
   });
 });
