@@ -13,7 +13,7 @@ import {
 } from '../src/ltx/index.js';
 import { Replica } from '../src/replica/replica.js';
 import { openReplicaClient } from '../src/storage/index.js';
-import type { ReplicaClient } from '../src/storage/types.js';
+import type { LtxFileInfo, ReplicaClient } from '../src/storage/types.js';
 import { Replicator } from '../src/writer/index.js';
 import { createLtx } from '../vfs/index.js';
 import { recordRequests, rounds } from './support/request-rounds.js';
@@ -132,6 +132,42 @@ describe('reader on a manifest replica', () => {
     expect(s.get).toBe(2 + notCarried);
     expect(rounds(rec.requests)).toEqual([['readObject', 'readObjectIfChanged'], ['readRange']]);
     expect(replica.acquireLatest().txid).toBe(manifest.txid);
+    await replica.close();
+  });
+
+  it('asks for the index the manifest does not carry as soon as the manifest is in, not after the (bigger) hot pages', async () => {
+    // The hot pages' GET is held until an index read starts (or 5 s pass, which the old order needed).
+    const events: string[] = [];
+    let indexAsked: () => void = () => {};
+    const asked = new Promise<void>((resolve) => {
+      indexAsked = resolve;
+    });
+    const held: ReplicaClient = Object.create(client, {
+      readObject: {
+        value: async (name: string) => {
+          if (name === HOT_PAGES_OBJECT) {
+            await Promise.race([asked, new Promise((r) => setTimeout(r, 5_000))]);
+            events.push('hot pages answered');
+          }
+          return client.readObject(name);
+        },
+      },
+      readRange: {
+        value: (file: LtxFileInfo, offset: number, length: number) => {
+          events.push(`readRange L${file.level}`);
+          indexAsked();
+          return client.readRange(file, offset, length);
+        },
+      },
+    });
+    const { lines, logger } = logged();
+    const replica = await Replica.open(held, { pollIntervalMs: 0, logger });
+    expect(events.slice(0, 2)).toEqual(['readRange L9', 'hot pages answered']);
+    expect(lines.some((l) => /from manifest/.test(l))).toBe(true);
+    // The hot pages still count: page 1 is served from them, no further read.
+    const view = replica.acquireLatest();
+    expect(view.readPageSync(1)).toBeDefined();
+    view.release();
     await replica.close();
   });
 

@@ -21,8 +21,12 @@ export interface ManifestState {
   listing: Listing;
 }
 
+/** The hot pages beside a trusted manifest: usable, absent or replaced meanwhile, or corrupt. */
+export type HotPagesLook = { kind: 'ok'; hot?: DecodedLtxFile } | { kind: 'corrupt'; why: string };
+
 export type ManifestLook =
-  | { kind: 'ok'; state: ManifestState; hot?: DecodedLtxFile }
+  /** `hotPages` settles on its own (never rejects): the caller may start its next round first. */
+  | { kind: 'ok'; state: ManifestState; hotPages: Promise<HotPagesLook> }
   | { kind: 'unchanged' }
   /** Use the LIST path; `why` is logged (absent = no manifest at all, nothing to warn about). */
   | { kind: 'fallback'; why?: string };
@@ -37,10 +41,12 @@ export async function lookAtManifest(
   client: ReplicaClient,
   options: { etag?: string; withHotPages: boolean; now?: number },
 ): Promise<ManifestLook> {
-  const [object, hotObject] = await Promise.all([
-    client.readObjectIfChanged(MANIFEST_OBJECT, options.etag),
-    options.withHotPages ? client.readObject(HOT_PAGES_OBJECT).catch(() => null) : Promise.resolve(null),
-  ]);
+  // Both GETs leave together; the answer waits only for the manifest (the hot pages are the
+  // bigger object), so the indexes it points at can be asked for while they still arrive.
+  const hotRead = options.withHotPages
+    ? client.readObject(HOT_PAGES_OBJECT).catch(() => null)
+    : Promise.resolve(null);
+  const object = await client.readObjectIfChanged(MANIFEST_OBJECT, options.etag);
   if (object === 'unchanged') return { kind: 'unchanged' };
   if (object === null) return { kind: 'fallback' };
   let manifest: Manifest;
@@ -57,20 +63,26 @@ export async function lookAtManifest(
     };
   }
   const state: ManifestState = { manifest, etag: object.etag, listing: listingOf(manifest) };
-  if (!options.withHotPages || manifest.hot === null || hotObject === null) return { kind: 'ok', state };
-  try {
-    const hot = decodeLtxFile(hotObject.data);
-    if (hot.header.maxTxid !== manifest.hot.txid || hot.header.pageSize !== manifest.pageSize) {
-      // Replaced between the two GETs: the manifest of the next poll names it; open without it.
-      return { kind: 'ok', state };
-    }
-    return { kind: 'ok', state, hot };
-  } catch (err) {
-    return {
-      kind: 'fallback',
-      why: `${client.url} ${HOT_PAGES_OBJECT} is corrupt: ${err instanceof Error ? err.message : String(err)}`,
-    };
-  }
+  const expected = options.withHotPages ? manifest.hot : null;
+  const hotPages =
+    expected === null
+      ? Promise.resolve<HotPagesLook>({ kind: 'ok' })
+      : hotRead.then((hotObject): HotPagesLook => {
+          if (hotObject === null) return { kind: 'ok' };
+          try {
+            const hot = decodeLtxFile(hotObject.data);
+            // Replaced between the two GETs: the manifest of the next poll names it; open without it.
+            if (hot.header.maxTxid !== expected.txid || hot.header.pageSize !== manifest.pageSize)
+              return { kind: 'ok' };
+            return { kind: 'ok', hot };
+          } catch (err) {
+            return {
+              kind: 'corrupt',
+              why: `${client.url} ${HOT_PAGES_OBJECT} is corrupt: ${err instanceof Error ? err.message : String(err)}`,
+            };
+          }
+        });
+  return { kind: 'ok', state, hotPages };
 }
 
 /** Index loads the manifest makes cheap: carried indexes cost nothing, others one exact GET each. */

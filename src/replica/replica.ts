@@ -149,11 +149,13 @@ export class Replica extends EventEmitter implements ReplicaSource {
       if (look.kind === 'ok') {
         try {
           const chain = planRestore(look.state.listing, {}, { url: client.url });
-          opened = {
-            version: await versionFromManifest(loader, look.state, chain),
-            state: look.state,
-            hot: look.hot,
-          };
+          // The indexes are asked for now, while the hot pages may still be arriving.
+          const [version, hotPages] = await Promise.all([
+            versionFromManifest(loader, look.state, chain),
+            look.hotPages,
+          ]);
+          if (hotPages.kind === 'corrupt') log(`warning: ${hotPages.why}; listing instead`);
+          else opened = { version, state: look.state, hot: hotPages.hot };
         } catch (err) {
           log(
             `warning: ${client.url}: the manifest's plan failed (${err instanceof Error ? err.message : String(err)}); listing instead`,
