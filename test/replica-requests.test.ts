@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Replica, type ReplicaOptions } from '../src/replica/replica.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { LtxFileInfo, ReplicaClient } from '../src/storage/types.js';
+import { LtxvfsError } from '../src/util/errors.js';
 import { defined } from './support/defined.js';
 import { TestPrimary } from './support/replica-fixture.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
@@ -135,6 +136,51 @@ describe('Replica request counts', () => {
     view.release();
     await replica.close();
   });
+
+  for (const [code, askedAgain] of [
+    ['STORAGE_ACCESS_DENIED', false],
+    ['STORAGE_UNREACHABLE', true],
+  ] as const) {
+    it(`page digests the store refuses with ${code}: rows still come, one warning, ${askedAgain ? 'asked again on a later read' : 'asked no more'}`, async () => {
+      let digestGets = 0;
+      const refusing: ReplicaClient = Object.create(client, {
+        readObject: {
+          value: async (name: string) => {
+            if (!name.startsWith('ltxvfs/digests/')) return client.readObject(name);
+            digestGets++;
+            throw new LtxvfsError(code, `refused ${name}`);
+          },
+        },
+      });
+      const lines: string[] = [];
+      const replica = await Replica.open(refusing, {
+        pollIntervalMs: 0,
+        manifest: false,
+        readAhead: false,
+        logger: (line) => lines.push(line),
+      });
+      const view = replica.acquireLatest();
+      const image = defined(primary.images.get(4));
+      const candidates = snapshotOnlyPages();
+      const picks = [
+        candidates[217],
+        candidates[Math.floor(candidates.length / 2)],
+        candidates[candidates.length - 5],
+      ];
+      const atOpen = digestGets;
+      for (const pgno of picks) {
+        const page = await view.readPage(defined(pgno));
+        expect(Buffer.compare(page, image.subarray((defined(pgno) - 1) * 4096, defined(pgno) * 4096))).toBe(
+          0,
+        );
+      }
+      expect(atOpen).toBe(1);
+      expect(digestGets - atOpen).toBe(askedAgain ? picks.length : 1);
+      expect(lines.filter((l) => l.includes('could not be read'))).toHaveLength(1);
+      view.release();
+      await replica.close();
+    });
+  }
 
   it('a sequential scan of the snapshot costs at most one GET per 4 MiB plus a small constant', async () => {
     const replica = await openFresh();

@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { decodePageDigests, layoutDigest, pageDigestsObjectName } from '../ltx/index.js';
 import type { ReplicaClient, SmallObject } from '../storage/types.js';
+import { isLtxvfsError } from '../util/errors.js';
 import type { FileIndex } from './page-map.js';
 
 /** Digest objects kept per replica (a few per large object touched; 4 bytes per page each). */
@@ -16,6 +17,7 @@ const MAX_CACHED_DIGESTS = 128;
 export class PageDigestStore {
   private readonly cache = new LRUCache<string, Promise<Uint32Array | null>>({ max: MAX_CACHED_DIGESTS });
   private warnedMissing = false;
+  private warnedUnreadable = false;
 
   constructor(
     private readonly client: ReplicaClient,
@@ -53,11 +55,16 @@ export class PageDigestStore {
     try {
       object = await this.client.readObject(name);
     } catch (err) {
-      // The store did not answer: read without digests now, ask again on the next read.
-      this.cache.delete(key);
-      this.log(
-        `warning: ${this.client.url} ${name} could not be read (${err instanceof Error ? err.message : String(err)}); this read of ${index.key} gets structural checks only`,
-      );
+      // The store did not answer: read without digests now, ask again on a later read. Any other
+      // refusal (a read-only policy without s3:ListBucket answers 403 for a missing key) is an
+      // answer: no digests, asked once.
+      if (isLtxvfsError(err, 'STORAGE_UNREACHABLE')) this.cache.delete(key);
+      if (!this.warnedUnreadable) {
+        this.warnedUnreadable = true;
+        this.log(
+          `warning: ${this.client.url} ${name} could not be read (${err instanceof Error ? err.message : String(err)}); reads of ${index.key} get structural checks only`,
+        );
+      }
       return null;
     }
     return this.check(index, object);
