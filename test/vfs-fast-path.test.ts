@@ -109,6 +109,31 @@ describe('the fast read path', () => {
     await ltx.unregisterReplica(name);
   });
 
+  it('a connection pinned to a past TXID pins it at each lock without waiting: its lookups never enter jRead', async () => {
+    // TXID 2 (the latest) adds a table that TXID 1 does not have.
+    if (primary.txid === 1) {
+      primary.db.exec('CREATE TABLE later (x)');
+      await primary.sync();
+    }
+    const { name, replica } = await register({ cacheBytes: 64 << 20 });
+    const latest = replica.acquireLatest();
+    expect(latest.txid).toBe(2);
+    latest.release();
+    const db = await ltx.open(`file:${name}?vfs=ltx&txid=1`);
+    expect(await db.get("SELECT count(*) AS n FROM sqlite_schema WHERE name = 'later'")).toEqual({ n: 0 });
+    const stmt = await db.prepare('SELECT * FROM t WHERE id = ?');
+    const native = reference.prepare('SELECT * FROM t WHERE id = ?');
+    // The pages of these rows into the cache (TXID 1's objects were not read at open).
+    for (const id of seededIds(300)) expect(await stmt.get(id)).toEqual(native.get(id));
+    const jRead = vi.spyOn(LtxVfs.prototype, 'jRead');
+    for (const id of seededIds(300)) expect(await stmt.get(id)).toEqual(native.get(id));
+    expect(jRead).not.toHaveBeenCalled();
+    expect(await db.pragma('ltx_txid')).toBe('0000000000000001');
+    await stmt.finalize();
+    await db.close();
+    await ltx.unregisterReplica(name);
+  });
+
   it('reads a hydrated page with one pread straight into wasm memory, neither through jRead nor through the cache', async () => {
     const name = `fast-${++registered}.db`;
     const replica = (await ltx.registerReplica(name, client, {

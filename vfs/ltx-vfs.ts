@@ -484,6 +484,12 @@ export class LtxVfs extends FacadeVFS {
         file.view.release();
         file.view = null;
       }
+      // A state the replica has at hand is pinned now, so the transaction's reads need not wait.
+      try {
+        if (!file.view) file.view = file.replica.acquireKnown?.(file.pinned.txid) ?? null;
+      } catch (err) {
+        return this.fail(err, VFS.SQLITE_IOERR_LOCK);
+      }
       file.locked = true;
       return VFS.SQLITE_OK;
     }

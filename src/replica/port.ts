@@ -56,6 +56,11 @@ export interface ReplicaSource {
   acquireLatest(): ReplicaView;
   /** A historical (or the latest) state. */
   acquireAt(target: AcquireTarget): Promise<ReplicaView>;
+  /**
+   * A view of `txid` if its page map is at hand (the latest, or a state acquired or left behind
+   * recently), without I/O; undefined otherwise (then acquireAt).
+   */
+  acquireKnown?(txid: Txid): ReplicaView | undefined;
   /** Seconds the latest view may be behind the primary. */
   lagSeconds(): number;
   hydration(): HydrationStatus;

@@ -82,6 +82,8 @@ export class Replica extends EventEmitter implements ReplicaSource {
   private latestVersion: Version;
   private readonly pins = new Pins(() => this.hydrator?.wake());
   private readonly history = new LRUCache<Txid, Promise<Version>>({ max: HISTORY_VERSIONS });
+  /** What each settled entry of `history` resolved to, for acquireKnown. */
+  private readonly built = new WeakMap<Promise<Version>, Version>();
   private readonly timer: PollTimer;
   private polling: Promise<Txid> | undefined;
   private tipSeenAt: number;
@@ -322,10 +324,25 @@ export class Replica extends EventEmitter implements ReplicaSource {
     let pending = this.history.get(reached);
     if (pending === undefined) {
       pending = buildVersion(this.loader, chain, this.client.url);
-      this.history.set(reached, pending);
-      pending.catch(() => this.history.delete(reached));
+      this.remember(reached, pending);
     }
     return this.pin(await pending);
+  }
+
+  acquireKnown(txid: Txid): ReplicaView | undefined {
+    this.assertOpen();
+    if (txid === this.latestVersion.txid) return this.acquireLatest();
+    const pending = this.history.get(txid);
+    const version = pending === undefined ? undefined : this.built.get(pending);
+    return version === undefined ? undefined : this.pin(version);
+  }
+
+  private remember(txid: Txid, pending: Promise<Version>): void {
+    this.history.set(txid, pending);
+    pending.then(
+      (version) => this.built.set(pending, version),
+      () => this.history.delete(txid),
+    );
   }
 
   /** Polls now (also used by tests); resolves with the latest TXID. Concurrent calls share one poll. */
@@ -488,6 +505,8 @@ export class Replica extends EventEmitter implements ReplicaSource {
     }
     this.tipSeenAt = Date.now();
     if (next !== undefined && this.latestVersion === from && !this.closed) {
+      // Connections pinned to the state left behind find its page map without a LIST.
+      if (!this.history.has(from.txid)) this.remember(from.txid, Promise.resolve(from));
       this.latestVersion = next;
       this.hydrator?.noteAdvance(from, next, applied);
       this.emit('update', next.txid);
