@@ -262,7 +262,7 @@ describe('scanWal equals a frame-by-frame model of SQLite rules', () => {
           ).toBeNull();
         }
       }),
-      { numRuns: 1500 },
+      { numRuns: 400 },
     );
   });
 
