@@ -200,7 +200,10 @@ describe('Replica request counts', () => {
   });
 
   it('sequential read-ahead is pipelined: the next chunk is in flight while the current one is read', async () => {
-    // Every range GET takes 80 ms (longer than reading a chunk); the wrapper records how many overlap.
+    // Every range GET takes 400 ms, far longer than reading a chunk's pages even on a loaded
+    // 2-core machine (at 80 ms one slow chunk under load ~17 let the next GET finish before the
+    // one after it was asked for, and the count fell one short); the wrapper records overlaps.
+    const getDelayMs = 400;
     let inFlight = 0;
     let maxInFlight = 0;
     let gets = 0;
@@ -213,7 +216,7 @@ describe('Replica request counts', () => {
           inFlight++;
           maxInFlight = Math.max(maxInFlight, inFlight);
           try {
-            await new Promise((r) => setTimeout(r, 80));
+            await new Promise((r) => setTimeout(r, getDelayMs));
             return await client.readRange(file, offset, length);
           } finally {
             inFlight--;
