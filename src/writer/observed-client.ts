@@ -1,5 +1,6 @@
 import { open } from 'node:fs/promises';
 import type { LocalFileSource, LtxFileInfo, LtxFileRef, ReplicaClient } from '../storage/types.js';
+import { wrapClient } from '../storage/wrap-client.js';
 
 /** Reads bytes [offset, offset+length) of a file the writer just wrote (from its local copy). */
 export type LocalBytes = (offset: number, length: number) => Promise<Uint8Array>;
@@ -21,15 +22,7 @@ export interface WriteObserver {
  * delete before it is sent (nor one that is going away).
  */
 export function observeWrites(client: ReplicaClient, observer: WriteObserver): ReplicaClient {
-  return {
-    get url() {
-      return client.url;
-    },
-    levels: () => client.levels(),
-    listAll: () => client.listAll(),
-    listFiles: (level, options) => client.listFiles(level, options),
-    readRange: (file, offset, length) => client.readRange(file, offset, length),
-    readFile: (file) => client.readFile(file),
+  return wrapClient(client, {
     async writeFile(file, data, options) {
       const info = await reportFailure(observer, client.writeFile(file, data, options));
       await observer.written(info, async (offset, length) => data.subarray(offset, offset + length));
@@ -45,15 +38,7 @@ export function observeWrites(client: ReplicaClient, observer: WriteObserver): R
       observer.deleting(files);
       return client.deleteFiles(files);
     },
-    readObject: (name) => client.readObject(name),
-    readObjectIfChanged: (name, etag) => client.readObjectIfChanged(name, etag),
-    writeObject: (name, data, condition) => client.writeObject(name, data, condition),
-    deleteObject: (name, condition) => client.deleteObject(name, condition),
-    preconnect: (sockets) => client.preconnect?.(sockets),
-    stats: () => client.stats(),
-    resetStats: () => client.resetStats(),
-    close: () => client.close(),
-  };
+  });
 }
 
 async function reportFailure<T>(observer: WriteObserver, write: Promise<T>): Promise<T> {

@@ -7,6 +7,7 @@ import {
   pageDigestsObjectName,
 } from '../ltx/index.js';
 import type { LtxFileRef, ReplicaClient } from '../storage/types.js';
+import { wrapClient } from '../storage/wrap-client.js';
 import { isLtxvfsError } from '../util/errors.js';
 
 /** Sidecar deletions in flight at once after a batch of LTX deletes. */
@@ -54,8 +55,7 @@ export function withPageDigests(
       );
     };
   };
-  return {
-    ...delegate(client),
+  return wrapClient(client, {
     async writeFile(file, data, options) {
       const after =
         data.byteLength > PAGE_DIGESTS_MIN_OBJECT_SIZE
@@ -95,34 +95,9 @@ export function withPageDigests(
         ),
       );
     },
-  };
+  });
 }
 
 async function* oneChunk(data: Uint8Array): AsyncGenerator<Uint8Array> {
   yield data;
-}
-
-/** Every method of `client`, bound (the getter `url` stays live). */
-function delegate(client: ReplicaClient): ReplicaClient {
-  return {
-    get url() {
-      return client.url;
-    },
-    levels: () => client.levels(),
-    listAll: () => client.listAll(),
-    listFiles: (level, options) => client.listFiles(level, options),
-    readRange: (file, offset, length) => client.readRange(file, offset, length),
-    readFile: (file) => client.readFile(file),
-    writeFile: (file, data, options) => client.writeFile(file, data, options),
-    writeFileFrom: (file, source, options) => client.writeFileFrom(file, source, options),
-    deleteFiles: (files) => client.deleteFiles(files),
-    readObject: (name) => client.readObject(name),
-    readObjectIfChanged: (name, etag) => client.readObjectIfChanged(name, etag),
-    writeObject: (name, data, condition) => client.writeObject(name, data, condition),
-    deleteObject: (name, condition) => client.deleteObject(name, condition),
-    preconnect: (sockets) => client.preconnect?.(sockets),
-    stats: () => client.stats(),
-    resetStats: () => client.resetStats(),
-    close: () => client.close(),
-  };
 }
