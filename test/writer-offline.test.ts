@@ -6,7 +6,17 @@
  * SQLite itself reads both files.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -58,6 +68,24 @@ function contents(path: string): unknown {
   } finally {
     db.close();
   }
+}
+
+/** The replica's L0 files in TXID order, as `ltxvfs ls --json` lists them. */
+function listL0(replica: string): { minTxid: number; maxTxid: number; size: number }[] {
+  const r = spawnSync(process.execPath, [cli, 'ls', replica, '--level', '0', '--json'], { encoding: 'utf8' });
+  expect(r.status, r.stderr).toBe(0);
+  const files = JSON.parse(r.stdout) as {
+    minTxid: string | number;
+    maxTxid: string | number;
+    size: number;
+  }[];
+  return files
+    .map((f) => ({
+      minTxid: Number.parseInt(String(f.minTxid), 16),
+      maxTxid: Number.parseInt(String(f.maxTxid), 16),
+      size: f.size,
+    }))
+    .sort((a, b) => a.minTxid - b.minTxid);
 }
 
 function expectRestoreEqualsPrimary(dbPath: string, replica: string, label: string): void {
@@ -202,5 +230,55 @@ describe('replicate --once sees changes made while no replicator ran', () => {
     app(dbPath, `db.pragma('journal_mode = WAL'); ${insert50} process.exit(0);`);
     replicateOnce(dbPath, replica);
     expectRestoreEqualsPrimary(dbPath, replica, 'vacuum-shrink-2');
+  });
+
+  it('a restart with no local state (.app.db-ltxvfs removed): the TXIDs continue, the next L0 holds every page', () => {
+    const { dbPath, replica } = setup('no-local-state', true);
+    app(dbPath, `db.pragma('journal_mode = WAL'); ${insert50}`);
+    replicateOnce(dbPath, replica);
+    const before = listL0(replica);
+    rmSync(join(tmp.dir, 'no-local-state', '.app.db-ltxvfs'), { recursive: true, force: true });
+    app(dbPath, `db.pragma('journal_mode = WAL'); ${insert50}`);
+    replicateOnce(dbPath, replica);
+    const after = listL0(replica);
+    const last = before.at(-1);
+    const added = after.slice(before.length);
+    expect(after.slice(0, before.length)).toEqual(before);
+    expect(added.length, JSON.stringify(after)).toBeGreaterThanOrEqual(1);
+    // The sequence goes on from the replica's newest TXID, with no gap and no reuse.
+    expect(added[0]?.minTxid).toBe((last?.maxTxid ?? 0) + 1);
+    for (let i = 1; i < added.length; i++) expect(added[i]?.minTxid).toBe((added[i - 1]?.maxTxid ?? 0) + 1);
+    // Snapshot-style: with no local state the writer cannot prove which pages changed, so the
+    // first new L0 carries every page of the database, as many as SQLite counts in the file.
+    const first = added[0];
+    const name = `${(first?.minTxid ?? 0).toString(16).padStart(16, '0')}-${(first?.maxTxid ?? 0).toString(16).padStart(16, '0')}.ltx`;
+    const inspected = spawnSync(
+      process.execPath,
+      [cli, 'inspect', join(replica, 'ltx', '0', name), '--json'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(inspected.status, inspected.stderr).toBe(0);
+    const pages = (JSON.parse(inspected.stdout) as { pages: { pgno: number }[] }).pages.map((p) => p.pgno);
+    const db = new Database(dbPath, { readonly: true });
+    const pageCount = db.pragma('page_count', { simple: true }) as number;
+    db.close();
+    expect(pageCount).toBeGreaterThan(3);
+    expect(pages).toEqual(Array.from({ length: pageCount }, (_, i) => i + 1));
+    expectRestoreEqualsPrimary(dbPath, replica, 'no-local-state');
+  });
+
+  it('a rollback-journal database is switched to WAL mode by replicate (file header bytes 18-19 = 2)', () => {
+    const { dbPath } = setup('switched', false);
+    const header = Buffer.alloc(20);
+    const fd = openSync(dbPath, 'r');
+    try {
+      readSync(fd, header, 0, 20, 0);
+    } finally {
+      closeSync(fd);
+    }
+    // https://www.sqlite.org/fileformat2.html: read/write versions 2 = WAL, 1 = rollback journal.
+    expect([header[18], header[19]]).toEqual([2, 2]);
   });
 });
