@@ -49,13 +49,13 @@ const STAT_BATCH = 1024;
 const STALE_LOCK_MS = 10_000;
 const LOCK_WAIT_MS = 5_000;
 
+/** Ranges up to this size are read with blocking calls (readSmallSync). */
+const SYNC_READ_MAX = 64 * 1024;
+
 /**
  * A replica in a local directory, in Litestream's file layout: `ROOT/ltx/<level>/<min>-<max>.ltx`,
  * small objects at `ROOT/<name>`. Nothing outside ROOT is ever read or written.
  */
-/** Ranges up to this size are read with blocking calls (readSmallSync). */
-const SYNC_READ_MAX = 64 * 1024;
-
 export class FileReplicaClient implements ReplicaClient {
   readonly url: string;
   readonly root: string;
@@ -345,11 +345,6 @@ export class FileReplicaClient implements ReplicaClient {
   }
 
   /**
-   * Opens an LTX file for reading. In a level directory already checked, the file itself is
-   * opened with O_NOFOLLOW: a plain file there cannot lead outside the root. A symlinked file
-   * (ELOOP) takes the full check.
-   */
-  /**
    * A small range of a file in a level directory already checked, read with blocking calls: a
    * tiny read from a local disk takes microseconds, far less than the three thread-pool trips
    * (open, read, close) of the asynchronous path, which dominate opening a replica of 20,000 small
@@ -382,6 +377,11 @@ export class FileReplicaClient implements ReplicaClient {
     }
   }
 
+  /**
+   * Opens an LTX file for reading. In a level directory already checked, the file itself is
+   * opened with O_NOFOLLOW: a plain file there cannot lead outside the root. A symlinked file
+   * (ELOOP) takes the full check.
+   */
   private async openLtx(
     file: LtxFileRef,
   ): Promise<{ handle: Awaited<ReturnType<typeof open>>; path: string }> {

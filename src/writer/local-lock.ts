@@ -13,6 +13,7 @@ import {
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { LtxvfsError } from '../util/errors.js';
+import { isProcessAlive } from '../util/process.js';
 
 const LOCK_FILE = 'writer.lock';
 /** An unreadable lock younger than this may be one a starting replicator has not written yet. */
@@ -135,12 +136,7 @@ function readHolder(path: string): LocalLockHolder | null {
 function isAlive(holder: LocalLockHolder, path: string): boolean {
   if (holder.host !== hostname()) return true;
   if (holder.pid === process.pid) return heldHere.has(path);
-  try {
-    process.kill(holder.pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return isProcessAlive(holder.pid);
 }
 
 function ageMs(path: string): number {
