@@ -1,10 +1,17 @@
 import * as SQLite from '@journeyapps/wa-sqlite';
 import { LtxvfsError } from '../src/util/errors.js';
 import { bindAll } from './binding.js';
+import {
+  type FastAnswer,
+  isPlainQuery,
+  type LocalFastPath,
+  NOT_LOCAL,
+  orWaiting,
+} from './local-fast-path.js';
 import type { LtxVfs } from './ltx-vfs.js';
 import type { WaSqliteInstance } from './module.js';
 import type { Mutex } from './mutex.js';
-import { LtxStatement, type StatementHost } from './statement.js';
+import { LtxStatement, type StatementHost, toRow } from './statement.js';
 import type { Stepper } from './stepper.js';
 import type { Row, SqlParams, SqlValue } from './values.js';
 
@@ -45,6 +52,10 @@ export interface QueryResult {
 const MAX_BUSY_MS = 10;
 let lastTurn = Date.now();
 
+function turnIsDue(): boolean {
+  return Date.now() - lastTurn >= MAX_BUSY_MS;
+}
+
 /**
  * A query answered from cached pages completes in microtasks only, so a caller awaiting queries in
  * a loop would starve timers and I/O: the replica's poller would never run and the TXID would stay
@@ -52,7 +63,10 @@ let lastTurn = Date.now();
  * callbacks run first), which costs microseconds per stretch.
  */
 function yieldIfBusy(): Promise<void> | undefined {
-  if (Date.now() - lastTurn < MAX_BUSY_MS) return undefined;
+  return turnIsDue() ? takeTurn() : undefined;
+}
+
+function takeTurn(): Promise<void> {
   return new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
     lastTurn = Date.now();
   });
@@ -69,12 +83,21 @@ export class LtxDatabase {
   /** Statements handed out by prepare(), finalized on close. */
   private readonly prepared = new Set<LtxStatement>();
   private readonly host: StatementHost;
+  /**
+   * Set once the connection runs anything but a plain query (a PRAGMA that sets, ATTACH, BEGIN,
+   * a temp table, ...): the fast path's connection would not see that state, so it is not used
+   * again.
+   */
+  private diverged = false;
+  /** Calls of this connection running or queued on its module instance (iterations included). */
+  private active = 0;
 
   constructor(
     readonly uri: string,
     private readonly instance: PooledInstance,
     private readonly handle: number,
     private readonly onClose: (db: LtxDatabase) => void,
+    private readonly fast?: LocalFastPath,
   ) {
     this.host = {
       uri,
@@ -82,7 +105,26 @@ export class LtxDatabase {
       stepper: instance.stepper,
       call: (task) => this.call(task),
       forget: (statement) => this.prepared.delete(statement),
+      fastFirst: (sql, params) => this.fastFirst(sql, params),
+      fastAll: (sql, params) => this.fastAll(sql, params),
+      hold: () => {
+        this.active++;
+        let held = true;
+        return () => {
+          if (held) this.active--;
+          held = false;
+        };
+      },
     };
+  }
+
+  /**
+   * How this connection's calls were answered: `fast` by the synchronous fast path (every page
+   * local), `notLocal` tried there first but run on the waiting path because a page was not local
+   * (or the statement failed there). For diagnostics and tests.
+   */
+  get fastPathCounts(): { readonly fast: number; readonly notLocal: number } {
+    return this.fast?.counts ?? { fast: 0, notLocal: 0 };
   }
 
   /**
@@ -100,6 +142,7 @@ export class LtxDatabase {
       }
       if (handle === undefined) throw new LtxvfsError('BAD_ARGUMENT', `no SQL statement in "${sql}"`);
       const source = sqlite3.sql(handle);
+      this.sawStatement(source);
       if (!isOnlyStatement(sql, source)) {
         await sqlite3.finalize(handle);
         throw new LtxvfsError(
@@ -116,13 +159,7 @@ export class LtxDatabase {
   /** All rows as objects (column name -> value). */
   async all(sql: string, params?: SqlParams): Promise<Row[]> {
     const { columns, rows } = await this.query(sql, params);
-    return rows.map((values) => {
-      const row: Row = {};
-      columns.forEach((name, i) => {
-        row[name] = values[i] ?? null;
-      });
-      return row;
-    });
+    return rows.map((values) => toRow(columns, values));
   }
 
   /**
@@ -131,8 +168,8 @@ export class LtxDatabase {
    */
   get(sql: string, params?: SqlParams): Promise<Row | undefined> {
     this.assertOpen();
-    return this.call(() =>
-      this.runEach<Row | undefined>(sql, (stmt) => this.firstRow(stmt, params), undefined),
+    return orWaiting(this.fastFirst(sql, params), () =>
+      this.call(() => this.runEach<Row | undefined>(sql, (stmt) => this.firstRow(stmt, params), undefined)),
     );
   }
 
@@ -160,8 +197,8 @@ export class LtxDatabase {
   /** Column names in order and rows as arrays (keeps duplicate column names apart). */
   query(sql: string, params?: SqlParams): Promise<QueryResult> {
     this.assertOpen();
-    return this.call(() =>
-      this.runEach(sql, (stmt) => this.allRows(stmt, params), { columns: [], rows: [] }),
+    return orWaiting(this.fastAll(sql, params), () =>
+      this.call(() => this.runEach(sql, (stmt) => this.allRows(stmt, params), { columns: [], rows: [] })),
     );
   }
 
@@ -190,6 +227,7 @@ export class LtxDatabase {
       for await (const stmt of sqlite3.statements(this.handle, sql, { unscoped: true })) {
         // Finalizing is deferred: a lone statement may be kept for the next call.
         prepared.push(stmt);
+        this.sawStatement(sqlite3.sql(stmt));
         const value = await run(stmt);
         if (sqlite3.column_count(stmt) > 0) result = value;
       }
@@ -207,6 +245,7 @@ export class LtxDatabase {
     if (this.closed) return;
     this.closed = true;
     try {
+      await this.fast?.close();
       await this.call(async () => {
         for (const statement of this.prepared)
           await this.instance.sqlite3.finalize(statement.detach()).catch(() => undefined);
@@ -285,17 +324,53 @@ export class LtxDatabase {
   }
 
   /** Serializes on the module instance and turns failures into named errors. */
-  private call<T>(task: () => Promise<T>): Promise<T> {
-    return this.instance.mutex.run(async () => {
-      const turn = yieldIfBusy();
-      if (turn !== undefined) await turn;
-      this.instance.vfs.clearLastError();
-      try {
-        return await task();
-      } catch (err) {
-        throw translateError(err, this.instance.vfs.takeLastError(), this.uri);
-      }
-    });
+  private async call<T>(task: () => Promise<T>): Promise<T> {
+    this.active++;
+    try {
+      return await this.instance.mutex.run(async () => {
+        const turn = yieldIfBusy();
+        if (turn !== undefined) await turn;
+        this.instance.vfs.clearLastError();
+        try {
+          return await task();
+        } catch (err) {
+          throw translateError(err, this.instance.vfs.takeLastError(), this.uri);
+        }
+      });
+    } finally {
+      this.active--;
+    }
+  }
+
+  /**
+   * The fast path answers only while this connection is idle (nothing of it running or queued,
+   * no iteration open: those see their own transaction's state) and has no state of its own.
+   */
+  private fastReady(): LocalFastPath | undefined {
+    return this.fast !== undefined && !this.diverged && this.active === 0 && !this.closed
+      ? this.fast
+      : undefined;
+  }
+
+  /**
+   * The first row from the fast path, synchronously (NOT_LOCAL: take the waiting path). When the
+   * event loop's turn is due (see yieldIfBusy) the answer is a promise that gives it first.
+   */
+  private fastFirst(sql: string, params: SqlParams | undefined): FastAnswer<Row | undefined> {
+    if (this.fastReady() === undefined) return NOT_LOCAL;
+    if (turnIsDue()) return takeTurn().then(() => this.fastReady()?.first(sql, params) ?? NOT_LOCAL);
+    return this.fastReady()?.first(sql, params) ?? NOT_LOCAL;
+  }
+
+  private fastAll(sql: string, params: SqlParams | undefined): FastAnswer<QueryResult> {
+    if (this.fastReady() === undefined) return NOT_LOCAL;
+    if (turnIsDue()) return takeTurn().then(() => this.fastReady()?.all(sql, params) ?? NOT_LOCAL);
+    return this.fastReady()?.all(sql, params) ?? NOT_LOCAL;
+  }
+
+  /** A statement the waiting path prepared: anything but a plain query ends the fast path. */
+  private sawStatement(sql: string): void {
+    if (!this.diverged && !isPlainQuery(sql) && !isPragmaRead(sql)) this.diverged = true;
   }
 }
 
@@ -314,6 +389,11 @@ export function translateError(err: unknown, vfsError: Error | undefined, uri: s
     return new SqlError(err.message, code);
   }
   return err instanceof Error ? err : new Error(String(err));
+}
+
+/** `PRAGMA name` or `PRAGMA schema.name` with no value: it reads and changes nothing. */
+function isPragmaRead(sql: string): boolean {
+  return /^\s*pragma\s+[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?\s*;?\s*$/i.test(sql);
 }
 
 /** True when nothing but whitespace, semicolons and comments follows `statement` in `sql`. */

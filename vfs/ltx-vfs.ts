@@ -43,6 +43,9 @@ interface PatchedPageOne {
 
 type OpenFile = MainFile | MemoryFile;
 
+/** A state a URI pins its connection to (`txid=` or `time=`). */
+type TimeTarget = Parameters<ReplicaSource['acquireAt']>[0];
+
 /** A TXID a connection stays on; its shape is fixed, so file size needs no view. */
 interface Pin {
   txid: Txid;
@@ -66,6 +69,18 @@ export interface LtxVfsOptions {
   /** The wa-sqlite build `module` comes from (see instantiateWaSqlite); default "asyncify". */
   build?: WaSqliteBuild;
   logger?: (line: string) => void;
+}
+
+/**
+ * On the "sync" build a read whose page is not local cannot wait for the store: the VFS fails it
+ * with SQLITE_IOERR_READ and keeps this as the call's error, so the caller reruns the statement
+ * on a build that can wait (see LocalFastPath).
+ */
+export class PageNotLocal extends Error {
+  constructor(readonly what: string) {
+    super(`${what} is not local (the synchronous build cannot wait for the store)`);
+    this.name = 'PageNotLocal';
+  }
 }
 
 const NO_LOCK = VFS.SQLITE_LOCK_NONE;
@@ -93,6 +108,8 @@ export class LtxVfs extends FacadeVFS {
   private suspended = false;
   private lastError: Error | undefined;
   private readonly jspi: boolean;
+  /** The plain build: nothing may wait (see PageNotLocal). */
+  private readonly synchronous: boolean;
   /** The wa-sqlite build this VFS was registered on. */
   readonly build: WaSqliteBuild;
 
@@ -106,6 +123,7 @@ export class LtxVfs extends FacadeVFS {
     this.logger = options.logger;
     this.build = options.build ?? 'asyncify';
     this.jspi = this.build === 'jspi';
+    this.synchronous = this.build === 'sync';
   }
 
   /**
@@ -113,6 +131,8 @@ export class LtxVfs extends FacadeVFS {
    * through a suspending import); under Asyncify `hybrid` suspends by itself.
    */
   override hasAsyncMethod(methodName: string): boolean {
+    if (this.synchronous) return false;
+    if (methodName === 'xOpen') return true;
     if (this.jspi && (methodName === 'xRead' || methodName === 'xFileControl')) return true;
     return super.hasAsyncMethod(methodName);
   }
@@ -143,57 +163,79 @@ export class LtxVfs extends FacadeVFS {
     return out;
   }
 
-  override async jOpen(filename: string | null, fileId: number, flags: number, pOutFlags: TypedView) {
+  override jOpen(
+    filename: string | null,
+    fileId: number,
+    flags: number,
+    pOutFlags: TypedView,
+  ): number | Promise<number> {
     if (!(flags & VFS.SQLITE_OPEN_MAIN_DB) || filename === null) {
       this.files.set(fileId, new MemoryFile());
       pOutFlags.setInt32(0, flags, true);
-      return VFS.SQLITE_OK;
+      return this.synchronous ? VFS.SQLITE_OK : Promise.resolve(VFS.SQLITE_OK);
     }
+    let opening: { file: MainFile; target: TimeTarget | undefined };
     try {
-      const { path, params } = splitUri(filename);
-      const entry = this.registry.resolve(path);
-      if (!entry) {
-        const known = this.registry.names();
-        throw new LtxvfsError(
-          'REPLICA_NOT_REGISTERED',
-          `no replica registered as "${path}" (registered: ${known.length ? known.map((n) => `"${n}"`).join(', ') : 'none'})`,
-        );
-      }
-      const file: MainFile = {
-        kind: 'main',
-        name: entry.name,
-        replica: entry.replica,
-        pinned: null,
-        view: null,
-        locked: false,
-        pageOne: null,
-      };
-      const txidParam = params.get('txid');
-      const timeParam = params.get('time') ?? params.get('timestamp');
-      if (txidParam !== undefined && timeParam !== undefined) {
-        throw new LtxvfsError('BAD_ARGUMENT', `"${filename}": give either txid= or time=, not both`);
-      }
-      if (txidParam !== undefined || timeParam !== undefined) {
-        const target =
-          txidParam !== undefined
-            ? { txid: parseTxid(txidParam) }
-            : timeParam !== undefined
-              ? { timestamp: parseTimeTarget(timeParam) }
-              : undefined;
-        if (target === undefined)
-          throw new LtxvfsError('INTERNAL', 'internal error: no txid= or time= target');
-        file.view = await entry.replica.acquireAt(target);
-        file.pinned = pinOf(file.view);
-      } else {
-        // Fail at open, not at the first query, when the replica has nothing to serve yet.
-        entry.replica.acquireLatest().release();
-      }
-      this.files.set(fileId, file);
+      opening = this.mainFileFor(filename);
+    } catch (err) {
+      const rc = this.fail(err, VFS.SQLITE_CANTOPEN);
+      return this.synchronous ? rc : Promise.resolve(rc);
+    }
+    const opened = () => {
+      this.files.set(fileId, opening.file);
       pOutFlags.setInt32(0, (flags & ~WRITE_FLAGS) | VFS.SQLITE_OPEN_READONLY, true);
       return VFS.SQLITE_OK;
-    } catch (err) {
-      return this.fail(err, VFS.SQLITE_CANTOPEN);
+    };
+    const { file, target } = opening;
+    if (this.synchronous) {
+      if (target === undefined) return opened();
+      const known = target.txid === undefined ? null : (file.replica.acquireKnown?.(target.txid) ?? null);
+      if (known === null) return this.fail(new PageNotLocal(`the state at ${filename}`), VFS.SQLITE_CANTOPEN);
+      file.view = known;
+      file.pinned = pinOf(known);
+      return opened();
     }
+    if (target === undefined) return Promise.resolve(opened());
+    return file.replica.acquireAt(target).then(
+      (view) => {
+        file.view = view;
+        file.pinned = pinOf(view);
+        return opened();
+      },
+      (err: unknown) => this.fail(err, VFS.SQLITE_CANTOPEN),
+    );
+  }
+
+  /** The main file for a URI, and the state it is pinned to (undefined: it follows the latest). */
+  private mainFileFor(filename: string): { file: MainFile; target: TimeTarget | undefined } {
+    const { path, params } = splitUri(filename);
+    const entry = this.registry.resolve(path);
+    if (!entry) {
+      const known = this.registry.names();
+      throw new LtxvfsError(
+        'REPLICA_NOT_REGISTERED',
+        `no replica registered as "${path}" (registered: ${known.length ? known.map((n) => `"${n}"`).join(', ') : 'none'})`,
+      );
+    }
+    const file: MainFile = {
+      kind: 'main',
+      name: entry.name,
+      replica: entry.replica,
+      pinned: null,
+      view: null,
+      locked: false,
+      pageOne: null,
+    };
+    const txidParam = params.get('txid');
+    const timeParam = params.get('time') ?? params.get('timestamp');
+    if (txidParam !== undefined && timeParam !== undefined) {
+      throw new LtxvfsError('BAD_ARGUMENT', `"${filename}": give either txid= or time=, not both`);
+    }
+    if (txidParam !== undefined) return { file, target: { txid: parseTxid(txidParam) } };
+    if (timeParam !== undefined) return { file, target: { timestamp: parseTimeTarget(timeParam) } };
+    // Fail at open, not at the first query, when the replica has nothing to serve yet.
+    entry.replica.acquireLatest().release();
+    return { file, target: undefined };
   }
 
   override jClose(fileId: number): number {
@@ -609,7 +651,8 @@ export class LtxVfs extends FacadeVFS {
 
   private fail(err: unknown, rc: number): number {
     this.lastError = err instanceof Error ? err : new Error(String(err));
-    this.logger?.(`ltx vfs: ${this.lastError.message}`);
+    // A page that is not local is routine on the plain build: the caller runs the call elsewhere.
+    if (!(err instanceof PageNotLocal)) this.logger?.(`ltx vfs: ${this.lastError.message}`);
     return rc;
   }
 
@@ -625,6 +668,7 @@ export class LtxVfs extends FacadeVFS {
     slow: () => Promise<T>,
     finish: (value: T) => number,
   ): number | Promise<number> {
+    if (this.synchronous) return fast() ?? this.fail(new PageNotLocal('a page'), VFS.SQLITE_IOERR_READ);
     if (this.jspi) return fast() ?? slow().then(finish);
     if (!this.suspended) {
       const rc = fast();

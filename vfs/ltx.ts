@@ -9,6 +9,7 @@ import { openReplicaClient } from '../src/storage/index.js';
 import type { ReplicaClient } from '../src/storage/types.js';
 import { LtxvfsError } from '../src/util/errors.js';
 import { LtxDatabase, type PooledInstance, translateError } from './database.js';
+import { LocalFastPath, type SyncInstance } from './local-fast-path.js';
 import { LtxVfs, splitUri } from './ltx-vfs.js';
 import { instantiateWaSqlite } from './module.js';
 import { Mutex } from './mutex.js';
@@ -21,6 +22,13 @@ export interface LtxOptions {
   instances?: number;
   /** SQLite page cache per connection in KiB (PRAGMA cache_size = -N); default 8192. */
   cacheSizeKiB?: number;
+  /**
+   * Run plain queries of connections that follow the latest TXID on wa-sqlite's synchronous build
+   * while every page they read is local (hydrated or cached), falling back to the waiting build on
+   * the first page that is not; see README "Warm reads". Default true; LTXVFS_FAST_PATH=0 turns it
+   * off (to compare).
+   */
+  fastPath?: boolean;
   logger?: (line: string) => void;
 }
 
@@ -75,6 +83,8 @@ export class Ltx {
   private readonly databases = new Set<LtxDatabase>();
   private readonly maxInstances: number;
   private closed = false;
+  /** The plain-build module the fast paths share, created with the first one. */
+  private syncInstance: Promise<SyncInstance> | undefined;
 
   constructor(private readonly options: LtxOptions = {}) {
     this.maxInstances = Math.max(1, options.instances ?? 4);
@@ -235,10 +245,17 @@ export class Ltx {
           throw translateError(err, instance.vfs.takeLastError(), fullUri);
         }
       });
-      const db = new LtxDatabase(fullUri, instance, handle, (closed) => {
-        this.databases.delete(closed);
-        instance.connections--;
-      });
+      const fast = await this.openFastPath(fullUri);
+      const db = new LtxDatabase(
+        fullUri,
+        instance,
+        handle,
+        (closed) => {
+          this.databases.delete(closed);
+          instance.connections--;
+        },
+        fast,
+      );
       this.databases.add(db);
       return db;
     } catch (err) {
@@ -313,6 +330,32 @@ export class Ltx {
     const created = await this.addInstance();
     created.connections++;
     return created;
+  }
+
+  /** The fast path for a connection that follows the latest TXID (a pinned one keeps the waiting path). */
+  private async openFastPath(uri: string): Promise<LocalFastPath | undefined> {
+    const enabled = this.options.fastPath ?? process.env.LTXVFS_FAST_PATH !== '0';
+    if (!enabled) return undefined;
+    const { params } = splitUri(uri.slice('file:'.length));
+    if (params.has('txid') || params.has('time') || params.has('timestamp')) return undefined;
+    this.syncInstance ??= instantiateWaSqlite('sync').then(({ module, sqlite3, build }) => {
+      const vfs = new LtxVfs(module, this.registry, { logger: this.options.logger, build });
+      sqlite3.vfs_register(vfs, false);
+      return { module, sqlite3, build, vfs, stepper: new Stepper(module, sqlite3, build) };
+    });
+    try {
+      return await LocalFastPath.open(
+        await this.syncInstance,
+        uri,
+        Math.max(64, this.options.cacheSizeKiB ?? 8192),
+      );
+    } catch (err) {
+      // The connection works without it, only slower.
+      this.options.logger?.(
+        `ltx: no fast path for ${uri}: ${err instanceof Error ? err.message : String(err)}`,
+      );
+      return undefined;
+    }
   }
 
   private addInstance(): Promise<PooledInstance> {

@@ -1,7 +1,8 @@
 import { LtxvfsError } from '../src/util/errors.js';
 import { bindAll } from './binding.js';
+import { type FastAnswer, NOT_LOCAL, orWaiting } from './local-fast-path.js';
 import type { Stepper } from './stepper.js';
-import type { Row, SqlParam, SqlParams } from './values.js';
+import type { Row, SqlParam, SqlParams, SqlValue } from './values.js';
 
 /** What a statement needs from its connection: the API and the serialized, error-naming call. */
 export interface StatementHost {
@@ -12,10 +13,25 @@ export interface StatementHost {
   call<T>(task: () => Promise<T>): Promise<T>;
   /** The statement is gone (finalized by its owner): forget it. */
   forget(statement: LtxStatement): void;
+  /** The connection's synchronous fast path (see LocalFastPath): NOT_LOCAL when it cannot answer. */
+  fastFirst(sql: string, params: SqlParams | undefined): FastAnswer<Row | undefined>;
+  fastAll(sql: string, params: SqlParams | undefined): FastAnswer<{ columns: string[]; rows: SqlValue[][] }>;
+  /** Marks the connection busy until the returned function is called (an open iteration). */
+  hold(): () => void;
 }
 
 /** Arguments as better-sqlite3 takes them: `(1, 'a')`, `([1, 'a'])` or `({ id: 1 })`. */
 export type StatementArgs = SqlParam[] | [SqlParams];
+
+/** One row as an object (a later duplicate column name wins, as in `all`). */
+export function toRow(columns: readonly string[], values: readonly SqlValue[]): Row {
+  const row: Row = {};
+  for (let i = 0; i < columns.length; i++) {
+    const name = columns[i];
+    if (name !== undefined) row[name] = values[i] ?? null;
+  }
+  return row;
+}
 
 function toParams(args: StatementArgs): SqlParams | undefined {
   if (args.length === 0) return undefined;
@@ -51,36 +67,47 @@ export class LtxStatement {
   }
 
   /** The first row, or undefined; the rest of the result is never stepped. */
-  async get(...args: StatementArgs): Promise<Row | undefined> {
-    return this.exclusive(() =>
-      this.host.call(async () => {
-        this.bind(args);
-        try {
-          return await this.host.stepper.stepRow(this.handle, this.columnNames);
-        } finally {
-          await this.rewind();
-        }
-      }),
-    );
+  get(...args: StatementArgs): Promise<Row | undefined> {
+    const waiting = () =>
+      this.exclusive(() =>
+        this.host.call(async () => {
+          this.bind(args);
+          try {
+            return await this.host.stepper.stepRow(this.handle, this.columnNames);
+          } finally {
+            await this.rewind();
+          }
+        }),
+      );
+    if (this.busy || this.finalized) return waiting();
+    return orWaiting(this.host.fastFirst(this.source, toParams(args)), waiting);
   }
 
   /** Every row, as objects. */
-  async all(...args: StatementArgs): Promise<Row[]> {
-    return this.exclusive(() =>
-      this.host.call(async () => {
-        this.bind(args);
-        try {
-          const rows: Row[] = [];
-          for (;;) {
-            const row = await this.host.stepper.stepRow(this.handle, this.columnNames);
-            if (row === undefined) return rows;
-            rows.push(row);
+  all(...args: StatementArgs): Promise<Row[]> {
+    const waiting = () =>
+      this.exclusive(() =>
+        this.host.call(async () => {
+          this.bind(args);
+          try {
+            const rows: Row[] = [];
+            for (;;) {
+              const row = await this.host.stepper.stepRow(this.handle, this.columnNames);
+              if (row === undefined) return rows;
+              rows.push(row);
+            }
+          } finally {
+            await this.rewind();
           }
-        } finally {
-          await this.rewind();
-        }
-      }),
-    );
+        }),
+      );
+    if (this.busy || this.finalized) return waiting();
+    const fast = this.host.fastAll(this.source, toParams(args));
+    const asRows = (answer: { columns: string[]; rows: SqlValue[][] }) =>
+      answer.rows.map((values) => toRow(answer.columns, values));
+    if (fast instanceof Promise)
+      return fast.then((answer) => (answer === NOT_LOCAL ? waiting() : asRows(answer)));
+    return fast === NOT_LOCAL ? waiting() : Promise.resolve(asRows(fast));
   }
 
   /**
@@ -91,6 +118,9 @@ export class LtxStatement {
     this.assertUsable();
     if (this.busy) throw this.busyError();
     this.busy = true;
+    // Between rows the statement holds its read transaction: other calls of the connection must
+    // see that state, so none of them takes the fast path meanwhile.
+    const release = this.host.hold();
     try {
       await this.host.call(async () => this.bind(args));
       for (;;) {
@@ -102,6 +132,7 @@ export class LtxStatement {
       }
     } finally {
       this.busy = false;
+      release();
       // The statement may already be finalized by a close() that ran while we were suspended.
       if (!this.finalized) await this.host.call(() => this.rewind());
     }
