@@ -72,9 +72,7 @@ function partlyLocal(view: ReplicaView, local: (pgno: number) => boolean): Repli
     readPage: (pgno) => view.readPage(pgno),
     readPageSync: (pgno) => (local(pgno) ? view.readPageSync(pgno) : undefined),
     readPageIntoSync: (pgno, within, length, dst, at) =>
-      local(pgno) &&
-      view.readPageIntoSync !== undefined &&
-      view.readPageIntoSync(pgno, within, length, dst, at),
+      local(pgno) && (view.readPageIntoSync?.(pgno, within, length, dst, at) ?? false),
     release: () => view.release(),
   };
 }
@@ -189,6 +187,54 @@ describe('the fast path on the synchronous build', () => {
     } finally {
       await db.close();
       await ltx.unregisterReplica(name);
+    }
+  });
+
+  it('reads page 1 once per TXID, not at every transaction (SQLite reads its change counter each time)', async () => {
+    const inner = await warmReplica();
+    let pageOneReads = 0;
+    const counting = (view: ReplicaView): ReplicaView => ({
+      ...partlyLocal(view, () => true),
+      readPageSync: (pgno) => {
+        const page = view.readPageSync(pgno);
+        if (pgno === 1 && page !== undefined) pageOneReads++;
+        return page;
+      },
+    });
+    const source: ReplicaSource = {
+      acquireLatest: () => counting(inner.replica.acquireLatest()),
+      acquireAt: async (target) => counting(await inner.replica.acquireAt(target)),
+      lagSeconds: () => inner.replica.lagSeconds(),
+      hydration: () => inner.replica.hydration(),
+    };
+    const name = `sync-${++registered}.db`;
+    await ltx.registerReplica(name, source);
+    const db = await ltx.open(`file:${name}?vfs=ltx`);
+    try {
+      const sql = 'SELECT n FROM t WHERE id = ?';
+      await db.all('SELECT * FROM t');
+      await db.all('SELECT * FROM t');
+      const before = pageOneReads;
+      for (let id = 1; id <= 200; id++) {
+        expect(await db.get(sql, [id])).toEqual(native((n) => n.prepare(sql).get(id)));
+      }
+      expect(counts(db).fast).toBeGreaterThanOrEqual(200);
+      expect(pageOneReads).toBe(before);
+      primary.db.prepare('UPDATE t SET n = -1 WHERE id = 9').run();
+      await primary.sync();
+      await inner.replica.poll();
+      // At the new TXID each of the connection's two SQLite connections (fast and waiting) makes
+      // its page 1 once: the change counter in it moved, so SQLite drops its stale pages.
+      const atNew = pageOneReads;
+      for (let id = 1; id <= 50; id++)
+        expect(await db.get(sql, [id])).toEqual(native((n) => n.prepare(sql).get(id)));
+      expect(await db.get(sql, [9])).toEqual({ n: -1 });
+      expect(pageOneReads - atNew).toBeGreaterThanOrEqual(1);
+      expect(pageOneReads - atNew).toBeLessThanOrEqual(2);
+    } finally {
+      await db.close();
+      await ltx.unregisterReplica(name);
+      await ltx.unregisterReplica(inner.name);
     }
   });
 

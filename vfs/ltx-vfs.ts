@@ -36,8 +36,6 @@ interface MainFile {
 interface PatchedPageOne {
   readonly txid: Txid;
   readonly pageCount: number;
-  /** The replica's bytes it was made from (the cached page; a new copy means a new patch). */
-  readonly raw: Uint8Array;
   readonly patched: Uint8Array;
 }
 
@@ -486,15 +484,19 @@ export class LtxVfs extends FacadeVFS {
     return VFS.SQLITE_OK;
   }
 
-  /** Page 1 patched for `view` (see patchPageOne), reused while the TXID and the stored page stay. */
+  /**
+   * Page 1 patched for `view` (see patchPageOne), made once per TXID: a state's page 1 never
+   * changes, and SQLite reads its change counter at the start of every transaction (from the
+   * hydrated file that would be a read and a patch each time).
+   */
   private pageOneOf(file: MainFile, view: ReplicaView): Uint8Array | undefined {
+    const known = file.pageOne;
+    if (known !== null && known.txid === view.txid && known.pageCount === view.pageCount)
+      return known.patched;
     const raw = view.readPageSync(1);
     if (raw === undefined) return undefined;
-    const known = file.pageOne;
-    if (known !== null && known.raw === raw && known.txid === view.txid && known.pageCount === view.pageCount)
-      return known.patched;
     const patched = patchPageOne(raw, view.txid, view.pageCount);
-    file.pageOne = { txid: view.txid, pageCount: view.pageCount, raw, patched };
+    file.pageOne = { txid: view.txid, pageCount: view.pageCount, patched };
     return patched;
   }
 

@@ -47,6 +47,8 @@ const STREAMS_PER_OBJECT = 4;
 const MAX_STREAM_OBJECTS = 256;
 /** Bookkeeping per cached page, so the byte bound also covers keys and objects. */
 const ENTRY_OVERHEAD = 96;
+/** Object names whose cache-key bases are kept (see PageFetcher.keyOf). */
+const KEY_BASES_MAX = 1 << 16;
 /** Chunks a sequential stream may have fetched ahead of the one it is reading (and in flight). */
 const PREFETCH_DEPTH = 2;
 /** All streams together keep at most this many read-ahead windows in flight in the background. */
@@ -121,8 +123,11 @@ function adjacentRun(index: FileIndex, first: number, window: number): { last: n
   return { last, bytes };
 }
 
-export function cacheKey(index: FileIndex, entry: number): string {
-  return `${index.key}#${entryPgno(index, entry)}`;
+function samePages(a: Uint32Array, b: Uint32Array): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**
@@ -132,8 +137,17 @@ export function cacheKey(index: FileIndex, entry: number): string {
  * with the cache: callers must copy before modifying.
  */
 export class PageFetcher {
-  private readonly cache: LRUCache<string, Uint8Array>;
-  private readonly inflight = new Map<string, Deferred>();
+  private readonly cache: LRUCache<number, Uint8Array>;
+  private readonly inflight = new Map<number, Deferred>();
+  /**
+   * Cache keys are numbers (base + frame entry), not `key#pgno` strings: the lookup runs on every
+   * page SQLite reads. Every FileIndex of one object (same name, same pages) shares a base, as the
+   * old strings did; a base is never handed out twice, so a number never names two frames.
+   */
+  private readonly keyBaseOf = new WeakMap<FileIndex, number>();
+  /** By object name: its base and an index that holds it (to tell a rewritten object apart). */
+  private readonly keyBases = new Map<string, { base: number; index: WeakRef<FileIndex> }>();
+  private nextKeyBase = 0;
   /** Per object, most recently used last. */
   private readonly streams = new Map<string, Stream[]>();
   private queue: Run[] = [];
@@ -148,25 +162,47 @@ export class PageFetcher {
   ) {
     this.digests =
       options.pageDigests === false ? undefined : new PageDigestStore(client, options.log ?? (() => {}));
-    this.cache = new LRUCache<string, Uint8Array>({
+    this.cache = new LRUCache<number, Uint8Array>({
       maxSize: Math.max(options.cacheBytes, 1),
       sizeCalculation: (page) => page.byteLength + ENTRY_OVERHEAD,
     });
   }
 
+  private keyOf(index: FileIndex, entry: number): number {
+    return (this.keyBaseOf.get(index) ?? this.assignKeyBase(index)) + entry;
+  }
+
+  private assignKeyBase(index: FileIndex): number {
+    const known = this.keyBases.get(index.key);
+    const other = known?.index.deref();
+    let base: number;
+    if (known !== undefined && other !== undefined && samePages(other.pgnos, index.pgnos)) {
+      base = known.base;
+    } else {
+      // Past the bound the names start over: pages cached under the old bases are read again
+      // once, never confused.
+      if (this.keyBases.size >= KEY_BASES_MAX) this.keyBases.clear();
+      base = this.nextKeyBase;
+      this.nextKeyBase += Math.max(1, index.pgnos.length);
+      this.keyBases.set(index.key, { base, index: new WeakRef(index) });
+    }
+    this.keyBaseOf.set(index, base);
+    return base;
+  }
+
   cached(loc: PageLocation): Uint8Array | undefined {
-    const hit = this.cache.get(cacheKey(loc.index, loc.entry));
+    const hit = this.cache.get(this.keyOf(loc.index, loc.entry));
     if (hit !== undefined) this.consumed(loc);
     return hit;
   }
 
   /** A page read from elsewhere (the hydrated file) that is the content of `loc`'s frame. */
   remember(loc: PageLocation, page: Uint8Array): void {
-    this.cache.set(cacheKey(loc.index, loc.entry), page);
+    this.cache.set(this.keyOf(loc.index, loc.entry), page);
   }
 
   read(loc: PageLocation, pageSize: number): Promise<Uint8Array> {
-    const key = cacheKey(loc.index, loc.entry);
+    const key = this.keyOf(loc.index, loc.entry);
     const hit = this.cache.get(key);
     if (hit !== undefined) {
       this.consumed(loc);
@@ -179,7 +215,7 @@ export class PageFetcher {
     }
     const run = this.planRun(loc, pageSize);
     for (let e = run.first; e <= run.last; e++) {
-      const k = cacheKey(run.index, e);
+      const k = this.keyOf(run.index, e);
       // Frames another run is already fetching are fetched again (no extra request), not awaited twice.
       if (this.inflight.has(k)) continue;
       const d = deferred();
@@ -215,7 +251,7 @@ export class PageFetcher {
     for (const index of files) {
       if (started >= SMALL_SIBLINGS_MAX) return;
       if (index === missed || !isReadWhole(index) || index.pgnos.length === 0) continue;
-      const key = cacheKey(index, 0);
+      const key = this.keyOf(index, 0);
       if (this.cache.has(key) || this.inflight.has(key)) continue;
       started++;
       void this.read({ index, entry: 0 }, pageSize).catch(() => {});
@@ -308,7 +344,7 @@ export class PageFetcher {
     if (s.chunks.length > PREFETCH_DEPTH + 2) s.chunks.shift();
     const run: Run = { index, first, last, pageSize: s.pageSize, owned: new Map() };
     for (let e = first; e <= last; e++) {
-      const k = cacheKey(index, e);
+      const k = this.keyOf(index, e);
       if (this.inflight.has(k) || this.cache.has(k)) continue;
       const d = deferred();
       this.inflight.set(k, d);
@@ -402,8 +438,8 @@ export class PageFetcher {
     const { index, first, last, pageSize, owned } = run;
     const settle = (e: number): Deferred | undefined => {
       const d = owned.get(e);
-      if (d !== undefined && this.inflight.get(cacheKey(index, e)) === d)
-        this.inflight.delete(cacheKey(index, e));
+      if (d !== undefined && this.inflight.get(this.keyOf(index, e)) === d)
+        this.inflight.delete(this.keyOf(index, e));
       return d;
     };
     try {
@@ -423,7 +459,7 @@ export class PageFetcher {
           settle(e)?.reject(err);
           continue;
         }
-        this.cache.set(cacheKey(index, e), page);
+        this.cache.set(this.keyOf(index, e), page);
         settle(e)?.resolve(page);
       }
     } catch (err) {
