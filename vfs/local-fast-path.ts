@@ -54,6 +54,8 @@ interface FastStatement {
   skip: number;
   /** The next `skip` after a miss: doubles while the statement keeps missing. */
   backoff: number;
+  /** Parameters are bound (a call without them must clear them first). */
+  bound: boolean;
 }
 
 /** A statement the fast path never runs (not a lone read-only query). */
@@ -88,6 +90,8 @@ export class LocalFastPath {
   private readonly module: SyncModule;
   private readonly binder: Binder;
   private closed = false;
+  /** The SQL of the last statement used, already the most recent in `statements`. */
+  private lastSql: string | undefined;
   /** Calls answered here, and calls that needed a page that was not local. */
   readonly counts = { fast: 0, notLocal: 0 };
 
@@ -165,7 +169,13 @@ export class LocalFastPath {
     this.instance.vfs.clearLastError();
     const { handle } = statement;
     try {
-      if (params !== undefined) bindAll(this.binder, handle, params);
+      if (params !== undefined) {
+        bindAll(this.binder, handle, params);
+        statement.bound = true;
+      } else if (statement.bound) {
+        this.module._sqlite3_clear_bindings(handle);
+        statement.bound = false;
+      }
     } catch {
       return SQLite.SQLITE_MISUSE;
     }
@@ -191,9 +201,9 @@ export class LocalFastPath {
     return NOT_LOCAL;
   }
 
+  /** Reset, so it holds no read transaction; its bindings stay until the next call replaces them. */
   private rewind(statement: FastStatement): void {
     this.module._sqlite3_reset(statement.handle);
-    this.module._sqlite3_clear_bindings(statement.handle);
   }
 
   /** The cached statement for `sql`, prepared on first use; undefined: not run here (this time). */
@@ -202,8 +212,11 @@ export class LocalFastPath {
     const known = this.statements.get(sql);
     if (known === INELIGIBLE) return undefined;
     if (known !== undefined) {
-      this.statements.delete(sql); // most recently used last
-      this.statements.set(sql, known);
+      if (sql !== this.lastSql) {
+        this.statements.delete(sql); // most recently used last
+        this.statements.set(sql, known);
+        this.lastSql = sql;
+      }
       if (known.skip > 0) {
         known.skip--;
         return undefined;
@@ -250,6 +263,7 @@ export class LocalFastPath {
             columns: [],
             skip: backoff,
             backoff: Math.min(backoff * 2, MAX_BACKOFF),
+            bound: false,
           });
         } else {
           this.remember(sql, INELIGIBLE);
@@ -264,7 +278,13 @@ export class LocalFastPath {
         this.remember(sql, INELIGIBLE);
         return undefined;
       }
-      const statement = { handle, columns: this.instance.stepper.columnNames(handle), skip: 0, backoff: 1 };
+      const statement = {
+        handle,
+        columns: this.instance.stepper.columnNames(handle),
+        skip: 0,
+        backoff: 1,
+        bound: false,
+      };
       this.remember(sql, statement);
       return statement;
     } finally {
@@ -274,6 +294,7 @@ export class LocalFastPath {
 
   private remember(sql: string, statement: FastStatement | typeof INELIGIBLE): void {
     this.statements.set(sql, statement);
+    this.lastSql = sql;
     if (this.statements.size <= CACHE_SIZE) return;
     const oldest = this.statements.entries().next().value;
     if (oldest === undefined) return;

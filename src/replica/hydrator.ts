@@ -184,7 +184,17 @@ export class Hydrator {
     this.wake();
   }
 
-  /** Something that may unblock an advance happened (a view was released). */
+  /**
+   * A view was released. That can unblock an advance only while the latest state is past the
+   * file's target; otherwise the loop is not woken (a query releases a view every time, and a
+   * wake-up costs the loop a turn for nothing).
+   */
+  released(): void {
+    if (this.target !== undefined && this.target.txid === this.host.latest().txid) return;
+    this.wake();
+  }
+
+  /** Something that may unblock an advance happened. */
   wake(): void {
     const w = this.wakeup;
     this.wakeup = undefined;

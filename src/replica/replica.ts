@@ -80,7 +80,7 @@ export class Replica extends EventEmitter implements ReplicaSource {
   private readonly reader: PageReader;
   private readonly log: (line: string) => void;
   private latestVersion: Version;
-  private readonly pins = new Pins(() => this.hydrator?.wake());
+  private readonly pins = new Pins(() => this.hydrator?.released());
   private readonly history = new LRUCache<Txid, Promise<Version>>({ max: HISTORY_VERSIONS });
   /** What each settled entry of `history` resolved to, for acquireKnown. */
   private readonly built = new WeakMap<Promise<Version>, Version>();
