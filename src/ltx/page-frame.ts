@@ -121,7 +121,9 @@ export function pageFrameExtent(
 ): number {
   const avail = end - start;
   if (head.encoding === 'lz4-frame') {
-    const n = lz4FrameExtent(buf, start + PAGE_HEADER_SIZE, end, pageSize);
+    const n = namingThePage(head, fileOffset, avail, () =>
+      lz4FrameExtent(buf, start + PAGE_HEADER_SIZE, end, pageSize),
+    );
     return n < 0 ? n - PAGE_HEADER_SIZE : n + PAGE_HEADER_SIZE;
   }
   if (avail < PAGE_HEADER_SIZE + 4) return -(PAGE_HEADER_SIZE + 4);
@@ -147,14 +149,21 @@ export function decodeFramePayload(
   head: FrameHead,
   fileOffset: number,
 ): Uint8Array {
-  try {
-    const p = start + PAGE_HEADER_SIZE;
+  const p = start + PAGE_HEADER_SIZE;
+  return namingThePage(head, fileOffset, end - start, () => {
     if (head.encoding === 'lz4-frame') return decodeLz4Frame(buf, p, end, pageSize);
     if (head.encoding === 'zstd') return zstdDecompressPage(buf.subarray(p + 4, end), pageSize);
     return lz4DecompressPage(buf, p + 4, end, pageSize);
+  });
+}
+
+/** Runs a codec step, prefixing its LTX_BAD_COMPRESSION message with the page and where it is. */
+function namingThePage<T>(head: FrameHead, fileOffset: number, length: number, step: () => T): T {
+  try {
+    return step();
   } catch (err) {
     if (err instanceof LtxvfsError && err.code === 'LTX_BAD_COMPRESSION') {
-      const where = describeFrame(fileOffset, end - start);
+      const where = describeFrame(fileOffset, length);
       throw new LtxvfsError(err.code, `page ${head.pgno} ${where}: ${err.message}`);
     }
     throw err;
