@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLtxFileName } from '../src/ltx/names.js';
+import { expectRestoreEquals } from './support/restore-compare.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
 const root = join(import.meta.dirname, '..');
@@ -62,23 +63,8 @@ function levels(replica: string): Map<number, string[]> {
   return out;
 }
 
-function rows(path: string): unknown {
-  const db = new Database(path, { readonly: true, fileMustExist: true });
-  try {
-    return {
-      rows: db.prepare('SELECT * FROM t ORDER BY id').all(),
-      integrity: db.pragma('integrity_check', { simple: true }),
-    };
-  } finally {
-    db.close();
-  }
-}
-
-function expectRestoreEquals(dbPath: string, replica: string, out: string): void {
-  const r = spawnSync(process.execPath, [cli, 'restore', replica, '-o', out], { encoding: 'utf8' });
-  expect(r.status, r.stderr).toBe(0);
-  expect(rows(out)).toEqual(rows(dbPath));
-}
+/** The rows both sides of a restore are compared by. */
+const ROWS = 'SELECT * FROM t ORDER BY id';
 
 describe('replicate --once compacts what is due', () => {
   it('repeated --once runs over several boundaries produce L1, L2 and L9 files, L0 retention prunes, the replica restores', async () => {
@@ -99,7 +85,7 @@ describe('replicate --once compacts what is due', () => {
     expect(held.get(9)?.length ?? 0, JSON.stringify([...held])).toBeGreaterThan(0);
     // L0 retention ran: 6 syncs made 6 L0 files; those L1 covers and older than 1 s are gone.
     expect(held.get(0)?.length ?? 0, JSON.stringify([...held])).toBeLessThan(6);
-    expectRestoreEquals(dbPath, replica, join(dir, 'restored.db'));
+    expectRestoreEquals(dbPath, replica, join(dir, 'restored.db'), ROWS);
     const v = spawnSync(process.execPath, [cli, 'verify', replica], { encoding: 'utf8' });
     expect(v.status, v.stdout + v.stderr).toBe(0);
   });
@@ -118,6 +104,6 @@ describe('replicate --once compacts what is due', () => {
     expect([...levels(replica).keys()]).toEqual([0]);
     expect(levels(replica).get(0)).toHaveLength(3);
     expect(existsSync(join(replica, 'ltx', '1'))).toBe(false);
-    expectRestoreEquals(dbPath, replica, join(dir, 'restored.db'));
+    expectRestoreEquals(dbPath, replica, join(dir, 'restored.db'), ROWS);
   });
 });

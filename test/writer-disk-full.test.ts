@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Replicator } from '../src/writer/index.js';
+import { expectRestoreEquals } from './support/restore-compare.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
 const root = join(import.meta.dirname, '..');
@@ -68,24 +69,8 @@ function filesUnder(dir: string): string[] {
     .map((e) => join(e.parentPath, e.name));
 }
 
-/** Rows as SQLite reads them (hex of the blobs), and the integrity check. */
-function contents(path: string): unknown {
-  const db = new Database(path, { readonly: true, fileMustExist: true });
-  try {
-    return {
-      rows: db.prepare('SELECT id, hex(v) AS v FROM t ORDER BY id').all(),
-      integrity: db.pragma('integrity_check', { simple: true }),
-    };
-  } finally {
-    db.close();
-  }
-}
-
-function expectRestoreEquals(dbPath: string, replica: string, out: string): void {
-  const r = spawnSync(process.execPath, [cli, 'restore', replica, '-o', out], { encoding: 'utf8' });
-  expect(r.status, r.stderr).toBe(0);
-  expect(contents(out)).toEqual(contents(dbPath));
-}
+/** The rows both sides of a restore are compared by. */
+const ROWS = 'SELECT id, hex(v) AS v FROM t ORDER BY id';
 
 describe('the replica file system is full (a real 1 MiB tmpfs)', () => {
   it('--once fails with STORAGE_FULL naming the file in bounded time, exit 1, nothing half-written; the next run uploads once there is space', (ctx) => {
@@ -126,7 +111,7 @@ describe('the replica file system is full (a real 1 MiB tmpfs)', () => {
       timeout: 60_000,
     });
     expect(again.status, again.stderr).toBe(0);
-    expectRestoreEquals(dbPath, replica, join(tmp.dir, 'once-restored.db'));
+    expectRestoreEquals(dbPath, replica, join(tmp.dir, 'once-restored.db'), ROWS);
   });
 
   it('continuous: retries with one warning per failure streak, the app keeps writing, and it catches up when space frees', async (ctx) => {
@@ -171,7 +156,7 @@ describe('the replica file system is full (a real 1 MiB tmpfs)', () => {
     } finally {
       await replicator.stop();
     }
-    expectRestoreEquals(dbPath, join(mount, 'replica'), join(tmp.dir, 'continuous-restored.db'));
+    expectRestoreEquals(dbPath, join(mount, 'replica'), join(tmp.dir, 'continuous-restored.db'), ROWS);
   });
 });
 
