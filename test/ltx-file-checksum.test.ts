@@ -143,6 +143,11 @@ describe('LtxFileChecksum over golden files and at its edges', () => {
     expect(e.message).toBe(
       'file checksum mismatch: trailer says 0xef752d544ac8c48e, contents give 0xef752d544ac8c48f',
     );
+    // A stored value with leading zero digits is shown at its full 16 digits.
+    new DataView(bytes.buffer).setBigUint64(bytes.length - 8, 0x1abn);
+    expect(thrownBy(() => new LtxFileChecksum(bytes.length).update(bytes).verify()).message).toBe(
+      'file checksum mismatch: trailer says 0x00000000000001ab, contents give 0xef752d544ac8c48f',
+    );
     const sameBytesOtherPage = golden('go_v3_incremental.ltx');
     const decoded = decodeLtxFile(sameBytesOtherPage);
     const first = decoded.pages[0];

@@ -160,6 +160,7 @@ describe('LTX header bytes (spec layout)', () => {
       ['LTL1', '4c544c31'],
       ['LTX2', '4c545832'],
       ['ltx1', '6c747831'],
+      ['\x01\x02\x0a\x00', '01020a00'],
     ] as const) {
       const e = thrown(() => decodeHeader(specHeaderBytes({ magic })));
       expect(e.code, magic).toBe('LTX_BAD_MAGIC');
