@@ -5,14 +5,16 @@
  * with better-sqlite3 on the primary's own file; which path answered is read from the
  * connection's counters (deterministic), never inferred from time.
  */
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Replica, ReplicaSource, ReplicaView } from '../src/replica/replica.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { ReplicaClient } from '../src/storage/types.js';
 import { formatTxid } from '../src/util/txid.js';
-import { createLtx, type Ltx, type LtxDatabase } from '../vfs/index.js';
+import { createLtx, type Ltx, type LtxDatabase, LtxVfs } from '../vfs/index.js';
+import { defined } from './support/defined.js';
 import { TestPrimary } from './support/replica-fixture.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
@@ -238,7 +240,7 @@ describe('the fast path on the synchronous build', () => {
     }
   });
 
-  it('leaves connections with a state of their own on the waiting path: pinned, moved by PRAGMA, mid-iteration', async () => {
+  it('leaves connections with a state of their own on the waiting path: moved by PRAGMA, mid-iteration', async () => {
     const { name } = await warmReplica();
     const pinnedTo = primary.txid;
     const sql = 'SELECT name FROM t WHERE id = 7';
@@ -250,13 +252,9 @@ describe('the fast path on the synchronous build', () => {
     const warm = await ltx.open(`file:${name}?vfs=ltx`);
     await warm.all('SELECT * FROM t'); // every page of the latest TXID into the replica's cache
     await warm.close();
-    const pinned = await ltx.open(`file:${name}?vfs=ltx&txid=${pinnedTo}`);
     const moved = await ltx.open(`file:${name}?vfs=ltx`);
     const iterating = await ltx.open(`file:${name}?vfs=ltx`);
     try {
-      expect(await pinned.get(sql)).toEqual(atPin);
-      expect(counts(pinned)).toEqual({ fast: 0, notLocal: 0 });
-
       expect(await moved.get(sql)).toEqual({ name: 'after the pin' });
       const fastBefore = counts(moved).fast;
       expect(fastBefore).toBe(1);
@@ -287,9 +285,52 @@ describe('the fast path on the synchronous build', () => {
       expect(counts(iterating).fast).toBe(during.fast + 1);
       await stmt.finalize();
     } finally {
-      await pinned.close();
       await moved.close();
       await iterating.close();
+      await ltx.unregisterReplica(name);
+    }
+  });
+
+  it('a pinned connection answers on an immutable connection: no locks, its TXID after the primary moved, no state held between calls', async () => {
+    const name = `sync-${++registered}.db`;
+    const hydratePath = join(tmp.dir, `${name}.hydrated`);
+    const replica = (await ltx.registerReplica(name, client, { pollIntervalMs: 0, hydratePath })) as Replica;
+    const done = async (txid: number) => {
+      for (let i = 0; i < 500; i++) {
+        const h = replica.hydration();
+        if (h.state === 'done' && h.txid === txid) return;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      throw new Error(`hydration did not reach TXID ${txid}: ${JSON.stringify(replica.hydration())}`);
+    };
+    await done(primary.txid);
+    const pinnedTo = primary.txid;
+    const image = join(tmp.dir, `${name}-at-${pinnedTo}.db`);
+    writeFileSync(image, defined(primary.images.get(pinnedTo)));
+    const atPin = new Database(image, { readonly: true });
+    const db = await ltx.open(`file:${name}?vfs=ltx&txid=${pinnedTo}`);
+    try {
+      const sql = 'SELECT id, name, n FROM t WHERE id = ?';
+      for (const id of [1, 2, 3]) expect(await db.get(sql, [id])).toEqual(atPin.prepare(sql).get(id));
+      const before = counts(db);
+      expect(before.fast).toBeGreaterThan(0);
+      const jLock = vi.spyOn(LtxVfs.prototype, 'jLock');
+      for (let id = 1; id <= 100; id++)
+        expect(await db.get(sql, [id * 37])).toEqual(atPin.prepare(sql).get(id * 37));
+      // Every one answered on the immutable connection, which took no lock at all.
+      expect(counts(db)).toEqual({ fast: before.fast + 100, notLocal: before.notLocal });
+      expect(jLock).not.toHaveBeenCalled();
+      jLock.mockRestore();
+      // The primary moves on; the idle pinned connection holds no state, so the hydrated file
+      // follows (a view it kept would stop it at the old TXID).
+      primary.db.prepare("UPDATE t SET name = 'moved on' WHERE id = 37").run();
+      await primary.sync();
+      await replica.poll();
+      await done(primary.txid);
+      expect(await db.get(sql, [37])).toEqual(atPin.prepare(sql).get(37));
+    } finally {
+      atPin.close();
+      await db.close();
       await ltx.unregisterReplica(name);
     }
   });

@@ -98,16 +98,22 @@ export class LocalFastPath {
   private constructor(
     private readonly instance: SyncInstance,
     private readonly db: number,
+    /** An immutable connection to one TXID: the state its reads take is released after each call. */
+    private readonly immutable: boolean,
   ) {
     this.module = instance.module as unknown as SyncModule;
     this.binder = exportBinder(this.module);
   }
 
-  /** A fast path for `uri`, or undefined where the plain build cannot open it without waiting. */
+  /**
+   * A fast path for `uri`, or undefined where the plain build cannot open it without waiting.
+   * `immutable`: the URI pins one TXID with `immutable=1`.
+   */
   static async open(
     instance: SyncInstance,
     uri: string,
     cacheSizeKiB: number,
+    immutable = false,
   ): Promise<LocalFastPath | undefined> {
     const { sqlite3, vfs } = instance;
     vfs.clearLastError();
@@ -115,7 +121,8 @@ export class LocalFastPath {
     try {
       db = await sqlite3.open_v2(uri, SQLite.SQLITE_OPEN_READONLY | SQLite.SQLITE_OPEN_URI);
       await sqlite3.exec(db, `PRAGMA temp_store = MEMORY; PRAGMA cache_size = -${cacheSizeKiB}`);
-      return new LocalFastPath(instance, db);
+      vfs.releaseIdleViews();
+      return new LocalFastPath(instance, db, immutable);
     } catch {
       vfs.clearLastError();
       if (db !== undefined) await sqlite3.close(db).catch(() => undefined);
@@ -184,6 +191,7 @@ export class LocalFastPath {
 
   private finish<T>(statement: FastStatement, value: T): T {
     this.rewind(statement);
+    if (this.immutable) this.instance.vfs.releaseIdleViews();
     statement.backoff = 1;
     this.counts.fast++;
     return value;
@@ -192,6 +200,7 @@ export class LocalFastPath {
   /** The statement failed (a page not local, or an error the waiting path will report). */
   private missed(statement: FastStatement): NotLocal {
     this.rewind(statement);
+    if (this.immutable) this.instance.vfs.releaseIdleViews();
     const err = this.instance.vfs.takeLastError();
     if (err instanceof PageNotLocal) {
       statement.skip = statement.backoff;

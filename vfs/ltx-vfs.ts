@@ -146,6 +146,19 @@ export class LtxVfs extends FacadeVFS {
     this.lastError = undefined;
   }
 
+  /**
+   * Releases the views that files outside a read transaction still hold: those of immutable
+   * connections (no locks, so no jUnlock releases them) and the spare one a pinned file keeps. A
+   * held view of an old TXID would stop the hydrated file from moving on.
+   */
+  releaseIdleViews(): void {
+    for (const file of this.files.values()) {
+      if (file instanceof MemoryFile || file.locked || file.view === null) continue;
+      file.view.release();
+      file.view = null;
+    }
+  }
+
   /** TXID the connection's main file (by file id) currently reads; for diagnostics and tests. */
   openMainFiles(): Array<{ name: string; txid: Txid | null; pinned: boolean; locked: boolean }> {
     const out = [];
@@ -265,9 +278,12 @@ export class LtxVfs extends FacadeVFS {
     // Asyncify re-enters a suspended call: that entry must reach jRead's handleAsync again.
     if (!this.suspended) {
       const file = this.files.get(pFile);
-      if (file !== undefined && !(file instanceof MemoryFile) && file.view !== null) {
-        const rc = this.readLocal(file, file.view, pData, iAmt, joinOffset(iOffsetLo, iOffsetHi));
-        if (rc !== undefined) return rc;
+      if (file !== undefined && !(file instanceof MemoryFile)) {
+        const view = file.view ?? this.immutableView(file);
+        if (view !== null) {
+          const rc = this.readLocal(file, view, pData, iAmt, joinOffset(iOffsetLo, iOffsetHi));
+          if (rc !== undefined) return rc;
+        }
       }
     }
     return super.xRead(pFile, pData, iAmt, iOffsetLo, iOffsetHi);
@@ -548,6 +564,17 @@ export class LtxVfs extends FacadeVFS {
     }
   }
 
+  /**
+   * An immutable connection (the fast path's, for a pinned URI) takes no locks, so its reads take
+   * the pinned state themselves and keep it until releaseIdleViews. null elsewhere, and when the
+   * state is not at hand without I/O.
+   */
+  private immutableView(file: MainFile): ReplicaView | null {
+    if (!this.synchronous || file.pinned === null || file.locked) return null;
+    file.view = file.replica.acquireKnown?.(file.pinned.txid) ?? null;
+    return file.view;
+  }
+
   private sizeOf(file: MainFile): number {
     if (file.view) return file.view.pageCount * file.view.pageSize;
     if (file.pinned) return file.pinned.pageCount * file.pinned.pageSize;
@@ -569,7 +596,10 @@ export class LtxVfs extends FacadeVFS {
   ): T | { error: unknown } | undefined {
     try {
       if (file.view) return use(file.view);
-      if (file.pinned) return undefined;
+      if (file.pinned) {
+        const view = this.immutableView(file);
+        return view === null ? undefined : use(view);
+      }
       const view = file.replica.acquireLatest();
       try {
         return use(view);

@@ -230,7 +230,7 @@ export class Ltx {
     const fullUri = this.normalizeUri(uri, options);
     const instance = await this.reserveInstance();
     try {
-      const handle = await instance.mutex.run(async () => {
+      const { handle, pinnedTo } = await instance.mutex.run(async () => {
         instance.vfs.clearLastError();
         try {
           const db = await instance.sqlite3.open_v2(fullUri, OPEN_FLAGS);
@@ -240,12 +240,19 @@ export class Ltx {
             db,
             `PRAGMA temp_store = MEMORY; PRAGMA cache_size = -${Math.max(64, this.options.cacheSizeKiB ?? 8192)}`,
           );
-          return db;
+          // A pinned URI (txid= or time=) resolves to one TXID: the fast path opens exactly that.
+          let pinned: string | undefined;
+          if (isPinnedUri(fullUri)) {
+            await instance.sqlite3.exec(db, 'PRAGMA ltx_txid', (row) => {
+              pinned = String(row[0]);
+            });
+          }
+          return { handle: db, pinnedTo: pinned };
         } catch (err) {
           throw translateError(err, instance.vfs.takeLastError(), fullUri);
         }
       });
-      const fast = await this.openFastPath(fullUri);
+      const fast = await this.openFastPath(fullUri, pinnedTo);
       const db = new LtxDatabase(
         fullUri,
         instance,
@@ -332,12 +339,20 @@ export class Ltx {
     return created;
   }
 
-  /** The fast path for a connection that follows the latest TXID (a pinned one keeps the waiting path). */
-  private async openFastPath(uri: string): Promise<LocalFastPath | undefined> {
+  /**
+   * The fast path of a connection. One that follows the latest TXID gets a connection that
+   * follows too; one pinned to `pinnedTo` gets an immutable connection to that TXID (SQLite then
+   * takes no locks and reads no change counter: the state can never change under it).
+   */
+  private async openFastPath(uri: string, pinnedTo: string | undefined): Promise<LocalFastPath | undefined> {
     const enabled = this.options.fastPath ?? process.env.LTXVFS_FAST_PATH !== '0';
     if (!enabled) return undefined;
-    const { params } = splitUri(uri.slice('file:'.length));
-    if (params.has('txid') || params.has('time') || params.has('timestamp')) return undefined;
+    let fastUri = uri;
+    if (isPinnedUri(uri)) {
+      if (pinnedTo === undefined) return undefined;
+      const { path } = splitUri(uri.slice('file:'.length));
+      fastUri = `file:${path}?vfs=ltx&txid=${pinnedTo}&immutable=1`;
+    }
     this.syncInstance ??= instantiateWaSqlite('sync').then(({ module, sqlite3, build }) => {
       const vfs = new LtxVfs(module, this.registry, { logger: this.options.logger, build });
       sqlite3.vfs_register(vfs, false);
@@ -346,8 +361,9 @@ export class Ltx {
     try {
       return await LocalFastPath.open(
         await this.syncInstance,
-        uri,
+        fastUri,
         Math.max(64, this.options.cacheSizeKiB ?? 8192),
+        fastUri !== uri,
       );
     } catch (err) {
       // The connection works without it, only slower.
@@ -387,6 +403,12 @@ export class Ltx {
   private assertOpen(): void {
     if (this.closed) throw new LtxvfsError('BAD_ARGUMENT', 'this Ltx is closed');
   }
+}
+
+/** The URI names a state (`txid=`, `time=`) rather than following the latest. */
+function isPinnedUri(uri: string): boolean {
+  const { params } = splitUri(uri.slice('file:'.length));
+  return params.has('txid') || params.has('time') || params.has('timestamp');
 }
 
 function isReplicaSource(value: ReplicaInput): value is ReplicaSource {
