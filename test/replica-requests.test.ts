@@ -200,14 +200,16 @@ describe('Replica request counts', () => {
   });
 
   it('sequential read-ahead is pipelined: the next chunk is in flight while the current one is read', async () => {
-    // Every range GET takes 400 ms, far longer than reading a chunk's pages even on a loaded
-    // 2-core machine (at 80 ms one slow chunk under load ~17 let the next GET finish before the
-    // one after it was asked for, and the count fell one short); the wrapper records overlaps.
-    const getDelayMs = 400;
+    // Each range GET is answered only once the next one has been asked for (or after HOLD_MS):
+    // a reader that pipelines asks for the next chunk while this one is on its way, so its GETs
+    // overlap however slow the machine is; one that awaits each GET before the next never
+    // overlaps (every GET then waits out HOLD_MS). No clock decides the outcome.
+    const HOLD_MS = 2_000;
     let inFlight = 0;
     let maxInFlight = 0;
     let gets = 0;
     let overlapped = 0;
+    let held: Array<() => void> = [];
     const slow: ReplicaClient = Object.create(client, {
       readRange: {
         value: async (file: LtxFileInfo, offset: number, length: number) => {
@@ -215,8 +217,15 @@ describe('Replica request counts', () => {
           if (inFlight > 0) overlapped++;
           inFlight++;
           maxInFlight = Math.max(maxInFlight, inFlight);
+          const earlier = held;
+          held = [];
           try {
-            await new Promise((r) => setTimeout(r, getDelayMs));
+            const answered = new Promise<void>((resolve) => {
+              held.push(resolve);
+              setTimeout(resolve, HOLD_MS);
+            });
+            for (const release of earlier) release();
+            await answered;
             return await client.readRange(file, offset, length);
           } finally {
             inFlight--;
