@@ -8,10 +8,11 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Replica, ReplicaSource, ReplicaView } from '../src/replica/replica.js';
+import type { Replica } from '../src/replica/replica.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { ReplicaClient } from '../src/storage/types.js';
 import { createLtx, type Ltx, LtxVfs } from '../vfs/index.js';
+import { partlyLocal, wrappedSource } from './support/partial-views.js';
 import { TestPrimary } from './support/replica-fixture.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
@@ -58,22 +59,6 @@ async function register(options: { cacheBytes: number }): Promise<{ name: string
   const name = `fast-${++registered}.db`;
   const replica = (await ltx.registerReplica(name, client, { pollIntervalMs: 0, ...options })) as Replica;
   return { name, replica };
-}
-
-function lackingPages(view: ReplicaView, lacking: (pgno: number) => boolean): ReplicaView {
-  return {
-    txid: view.txid,
-    pageSize: view.pageSize,
-    pageCount: view.pageCount,
-    timestamp: view.timestamp,
-    readPage: (pgno) => view.readPage(pgno),
-    readPageSync: (pgno) => (lacking(pgno) ? undefined : view.readPageSync(pgno)),
-    readPageIntoSync: (pgno, within, length, dst, at) =>
-      !lacking(pgno) &&
-      view.readPageIntoSync !== undefined &&
-      view.readPageIntoSync(pgno, within, length, dst, at),
-    release: () => view.release(),
-  };
 }
 
 function seededIds(count: number): number[] {
@@ -194,12 +179,7 @@ describe('the fast read path', () => {
     // seventh page from memory, as after an eviction or before hydration reached it.
     const inner = await register({ cacheBytes: 64 << 20 });
     const lacking = (pgno: number) => pgno % 7 === 3;
-    const source: ReplicaSource = {
-      acquireLatest: () => lackingPages(inner.replica.acquireLatest(), lacking),
-      acquireAt: async (target) => lackingPages(await inner.replica.acquireAt(target), lacking),
-      lagSeconds: () => inner.replica.lagSeconds(),
-      hydration: () => inner.replica.hydration(),
-    };
+    const source = wrappedSource(inner.replica, (view) => partlyLocal(view, (pgno) => !lacking(pgno)));
     const name = `fast-${++registered}.db`;
     await ltx.registerReplica(name, source);
     const native = reference.prepare('SELECT id, name, n FROM t WHERE id BETWEEN ? AND ? ORDER BY id');

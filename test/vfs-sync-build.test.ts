@@ -9,12 +9,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Replica, ReplicaSource, ReplicaView } from '../src/replica/replica.js';
+import type { Replica, ReplicaView } from '../src/replica/replica.js';
 import { openReplicaClient } from '../src/storage/index.js';
 import type { ReplicaClient } from '../src/storage/types.js';
 import { formatTxid } from '../src/util/txid.js';
 import { createLtx, type Ltx, type LtxDatabase, LtxVfs } from '../vfs/index.js';
 import { defined } from './support/defined.js';
+import { partlyLocal, wrappedSource } from './support/partial-views.js';
 import { TestPrimary } from './support/replica-fixture.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
 
@@ -62,21 +63,6 @@ async function warmReplica(): Promise<{ name: string; replica: Replica }> {
     cacheBytes: 64 << 20,
   })) as Replica;
   return { name, replica };
-}
-
-/** Answers in-memory reads of `view` only where `local(pgno)`; reads that may wait still work. */
-function partlyLocal(view: ReplicaView, local: (pgno: number) => boolean): ReplicaView {
-  return {
-    txid: view.txid,
-    pageSize: view.pageSize,
-    pageCount: view.pageCount,
-    timestamp: view.timestamp,
-    readPage: (pgno) => view.readPage(pgno),
-    readPageSync: (pgno) => (local(pgno) ? view.readPageSync(pgno) : undefined),
-    readPageIntoSync: (pgno, within, length, dst, at) =>
-      local(pgno) && (view.readPageIntoSync?.(pgno, within, length, dst, at) ?? false),
-    release: () => view.release(),
-  };
 }
 
 function counts(db: LtxDatabase): { fast: number; notLocal: number } {
@@ -133,12 +119,7 @@ describe('the fast path on the synchronous build', () => {
     const half = Math.floor(inner.replica.acquireLatest().pageCount / 2);
     // The second half of the table's pages cannot be read without waiting.
     const local = (pgno: number) => !lacking || pgno < half || pgno % 5 !== 2;
-    const source: ReplicaSource = {
-      acquireLatest: () => partlyLocal(inner.replica.acquireLatest(), local),
-      acquireAt: async (target) => partlyLocal(await inner.replica.acquireAt(target), local),
-      lagSeconds: () => inner.replica.lagSeconds(),
-      hydration: () => inner.replica.hydration(),
-    };
+    const source = wrappedSource(inner.replica, (view) => partlyLocal(view, local));
     const name = `sync-${++registered}.db`;
     await ltx.registerReplica(name, source);
     const db = await ltx.open(`file:${name}?vfs=ltx`);
@@ -203,12 +184,7 @@ describe('the fast path on the synchronous build', () => {
         return page;
       },
     });
-    const source: ReplicaSource = {
-      acquireLatest: () => counting(inner.replica.acquireLatest()),
-      acquireAt: async (target) => counting(await inner.replica.acquireAt(target)),
-      lagSeconds: () => inner.replica.lagSeconds(),
-      hydration: () => inner.replica.hydration(),
-    };
+    const source = wrappedSource(inner.replica, (view) => counting(view));
     const name = `sync-${++registered}.db`;
     await ltx.registerReplica(name, source);
     const db = await ltx.open(`file:${name}?vfs=ltx`);
