@@ -79,6 +79,24 @@ describe('page frame bytes', () => {
     });
   }
 
+  it('the default compressor is the native one; an incompressible page fits the bound', () => {
+    // For this page lz4-napi and the pierrec port produce different blocks (278 vs 290 bytes).
+    const native = encodePageFrame(2, page512, 'lz4-block', 'native');
+    const pierrec = encodePageFrame(2, page512, 'lz4-block', 'pierrec');
+    expect(Buffer.from(encodePageFrame(2, page512, 'lz4-block')).equals(Buffer.from(native))).toBe(true);
+    if (native.length === pierrec.length) throw new Error('expected the two compressors to differ here');
+    let x = 0x12345678;
+    const noise = new Uint8Array(512).map(() => {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      return x >>> 24;
+    });
+    for (const compressor of ['native', 'pierrec'] as const) {
+      const f = encodePageFrame(3, noise, 'lz4-block', compressor);
+      expect(u32be(f, 6)).toBe(f.length - 10);
+      expect(decodePageFrame(f, 512, 3)).toEqual(noise);
+    }
+  });
+
   it('zstd: flags 0x8001, size BE, then a zstd frame (magic 28 b5 2f fd)', () => {
     const f = encodePageFrame(3, page512, 'zstd');
     expect(Buffer.from(f.subarray(0, 6)).toString('hex')).toBe('000000038001');
@@ -144,6 +162,23 @@ describe('decodePageFrame refuses bad frames with one typed error', () => {
     expect(thrown(() => decodePageFrame(good.subarray(0, 7), 512))).toEqual({
       code: 'LTX_TRUNCATED',
       message: 'page 5 (frame of 7 bytes): frame truncated, needs 10 bytes',
+    });
+  });
+
+  it('a size-prefixed frame of exactly 10 bytes, and a cut legacy frame, say how many bytes they need', () => {
+    expect(thrown(() => decodePageFrame(sizedFrame(5, 0x0001, new Uint8Array(0), 1), 512))).toEqual({
+      code: 'LTX_TRUNCATED',
+      message: 'page 5 (frame of 10 bytes): frame truncated, needs 11 bytes',
+    });
+    const legacy = encodePageFrame(5, page512, 'lz4-frame', 'pierrec');
+    // 6-byte page header + 4 of the 7 bytes an LZ4 frame needs before its length is known.
+    expect(thrown(() => decodePageFrame(legacy.subarray(0, 10), 512))).toEqual({
+      code: 'LTX_TRUNCATED',
+      message: 'page 5 (frame of 10 bytes): frame truncated, needs 13 bytes',
+    });
+    expect(thrown(() => decodePageFrame(legacy.subarray(0, legacy.length - 1), 512))).toEqual({
+      code: 'LTX_TRUNCATED',
+      message: `page 5 (frame of ${legacy.length - 1} bytes): frame truncated, needs ${legacy.length} bytes`,
     });
   });
 
