@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 // so a mutant is judged by what the tests check and not by how busy the machine is.
 // LTXVFS_MUTATE_TESTS=a.test.ts,b.test.ts narrows the suites to those that test the files being
 // mutated: every mutant run loads each included file, so a run over one room with only its own
-// suites is several times faster on a busy machine.
+// suites is several times faster on a busy machine (scripts/mutate-ltx.sh runs src/ltx that way).
 const only = process.env.LTXVFS_MUTATE_TESTS?.split(',').filter(Boolean);
 
 export default defineConfig({
@@ -12,8 +12,23 @@ export default defineConfig({
     include: only ?? [
       'test/ltx-codec.test.ts',
       'test/ltx-corruption.test.ts',
+      'test/ltx-decoder-errors.test.ts',
       'test/ltx-golden.test.ts',
       'test/ltx-compact.test.ts',
+      'test/ltx-header.test.ts',
+      'test/ltx-encoder-rules.test.ts',
+      'test/ltx-names.test.ts',
+      'test/ltx-file-checksum.test.ts',
+      'test/ltx-page-frame.test.ts',
+      'test/ltx-zstd-v1.test.ts',
+      'test/ltx-page-index-bytes.test.ts',
+      'test/ltx-page-index.test.ts',
+      'test/ltx-xxh32-known.test.ts',
+      'test/ltx-manifest.test.ts',
+      'test/ltx-manifest-validation.test.ts',
+      'test/ltx-page-digests.test.ts',
+      'test/ltx-page-digests-bytes.test.ts',
+      'test/ltx-hot-pages.test.ts',
       'test/wal.test.ts',
       'test/wal-edges.test.ts',
       'test/wal-scan-model.test.ts',
