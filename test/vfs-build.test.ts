@@ -1,10 +1,12 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { isLtxvfsError } from '../src/util/errors.js';
 import { createLtx, defaultBuild, type WaSqliteBuild } from '../vfs/index.js';
+import { rememberMethodNames } from '../vfs/module.js';
 import { MemoryReplica } from './support/vfs-memory-replica.js';
 
 // Which wa-sqlite build runs (JSPI where WebAssembly.Suspending exists, Asyncify otherwise), and
@@ -103,4 +105,44 @@ describe('wa-sqlite build', () => {
       });
     }
   }
+});
+
+describe("wa-sqlite's glue with the VFS method names remembered", () => {
+  it('applies to every build installed (a wa-sqlite release with other glue would be noticed here)', () => {
+    for (const build of ['wa-sqlite', 'wa-sqlite-async', 'wa-sqlite-jspi']) {
+      const source = readFileSync(
+        createRequire(import.meta.url).resolve(`@journeyapps/wa-sqlite/dist/${build}.mjs`),
+        'utf8',
+      );
+      const patched = rememberMethodNames(source);
+      expect(patched, build).not.toBeNull();
+      expect(patched?.includes('UTF8ToString(args.shift())'), build).toBe(false);
+      expect(patched?.length, build).toBeGreaterThan(source.length);
+    }
+    // Glue of another shape loads unchanged.
+    expect(rememberMethodNames('var adapters_support=function(){}')).toBeNull();
+  });
+
+  it('the glue answers every VFS call by its name: the queries above still equal better-sqlite3 on the plain build', async () => {
+    const ltx = await createLtx({ instances: 1 });
+    try {
+      const replica = new MemoryReplica();
+      replica.push(1, origin.bytes);
+      await ltx.registerReplica('names.db', replica);
+      const db = await ltx.open('file:names.db?vfs=ltx');
+      const native = new Database(origin.path, { readonly: true });
+      for (let round = 0; round < 2; round++) {
+        for (const sql of SQL) {
+          const params = sql.includes('?') ? ['v5'] : [];
+          expect(await db.all(sql, params)).toEqual(native.prepare(sql).all(...params));
+        }
+      }
+      // The second round ran on the synchronous build (every page was local by then).
+      expect(db.fastPathCounts.fast).toBeGreaterThanOrEqual(SQL.length);
+      native.close();
+      await db.close();
+    } finally {
+      await ltx.close();
+    }
+  });
 });

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import * as SQLite from '@journeyapps/wa-sqlite';
 import { LtxvfsError } from '../src/util/errors.js';
 
@@ -72,6 +73,38 @@ export function defaultBuild(): 'asyncify' | 'jspi' {
   return hasJspi ? 'jspi' : 'asyncify';
 }
 
+/**
+ * wa-sqlite's glue decodes the name of the VFS method from wasm memory on every call into the VFS
+ * (about 90 ns each, eight calls per point lookup). The names are C string constants, so their
+ * addresses never change: the factory is loaded with that decode remembered per address. Where
+ * the glue does not have the expected shape (another wa-sqlite release), it loads unchanged.
+ */
+const METHOD_NAME_DECODE = 'receiver[methodName=UTF8ToString(args.shift())]';
+const REMEMBERED_DECODE =
+  'receiver[methodName=ltxvfsMethodNames.get(args[0])??ltxvfsMethodName(args[0]),args.shift(),methodName]';
+const REMEMBER_NAMES =
+  'var ltxvfsMethodNames=new Map;function ltxvfsMethodName(p){var n=UTF8ToString(p);ltxvfsMethodNames.set(p,n);return n}';
+
+/** The factory source with the method-name decode remembered, or null where it has another shape. */
+export function rememberMethodNames(source: string): string | null {
+  const at = source.indexOf(METHOD_NAME_DECODE);
+  const glue = source.indexOf('var adapters_support=');
+  if (at < 0 || glue < 0 || source.indexOf(METHOD_NAME_DECODE, at + 1) >= 0) return null;
+  return `${source.slice(0, glue)}${REMEMBER_NAMES};${source.slice(glue, at)}${REMEMBERED_DECODE}${source.slice(at + METHOD_NAME_DECODE.length)}`;
+}
+
+/** Which builds loaded with the remembered method names (for tests and diagnostics). */
+export const patchedBuilds = new Set<string>();
+
+async function importFactory(path: string): Promise<{ default: ModuleFactory }> {
+  const patched = rememberMethodNames(readFileSync(path, 'utf8'));
+  if (patched === null) return import(pathToFileURL(path).href) as Promise<{ default: ModuleFactory }>;
+  patchedBuilds.add(path);
+  return import(`data:text/javascript;base64,${Buffer.from(patched).toString('base64')}`) as Promise<{
+    default: ModuleFactory;
+  }>;
+}
+
 const loaded = new Map<WaSqliteBuild, Promise<{ compiled: CompiledWasm; factory: ModuleFactory }>>();
 
 function loadOnce(build: WaSqliteBuild): Promise<{ compiled: CompiledWasm; factory: ModuleFactory }> {
@@ -81,7 +114,7 @@ function loadOnce(build: WaSqliteBuild): Promise<{ compiled: CompiledWasm; facto
     const require = createRequire(import.meta.url);
     entry = Promise.all([
       wasm.compile(readFileSync(require.resolve(wasmPath))),
-      import(factory) as Promise<{ default: ModuleFactory }>,
+      importFactory(require.resolve(factory)),
     ]).then(([compiled, mod]) => ({ compiled, factory: mod.default }));
     loaded.set(build, entry);
   }
