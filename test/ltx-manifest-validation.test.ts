@@ -2,11 +2,15 @@ import { describe, expect, it } from 'vitest';
 import {
   decodeManifest,
   encodeManifest,
+  HOT_PAGES_OBJECT,
   inlineIndexBytes,
   isManifestFresh,
+  MANIFEST_INLINE_INDEX_MAX,
+  MANIFEST_OBJECT,
   type Manifest,
   validateManifest,
 } from '../src/ltx/manifest.js';
+import { xxh32 } from '../src/ltx/xxh32.js';
 import { isLtxvfsError } from '../src/util/errors.js';
 
 // Every rule of the manifest format (README "Manifest"; src/ltx/manifest.ts's contract): each
@@ -386,6 +390,11 @@ describe('manifest validation', () => {
       (m) => {
         m.writer.pid = 0;
       },
+      // Ordered by (minTxid, maxTxid): a later start with a smaller end is still in order.
+      (m) => {
+        m.files.push({ ...(m.files[2] as Manifest['files'][number]), level: 1, minTxid: 2, maxTxid: 10 });
+        m.files.push({ ...(m.files[2] as Manifest['files'][number]), level: 1, minTxid: 3, maxTxid: 5 });
+      },
     ];
     for (const edit of ok) {
       const m = sample() as Record<string, unknown> & Manifest;
@@ -428,6 +437,54 @@ describe('manifest envelope', () => {
     );
     // Trailing whitespace is allowed (a manifest edited by hand and saved with a newline).
     expect(decodeManifest(new TextEncoder().encode(`${text}\n\n`))).toEqual(sample());
+  });
+
+  it('where it lives and what it carries inline (README: ltxvfs/manifest.json, indexes up to 16 KiB)', () => {
+    expect(MANIFEST_OBJECT).toBe('ltxvfs/manifest.json');
+    expect(HOT_PAGES_OBJECT).toBe('ltxvfs/hot.ltx');
+    expect(MANIFEST_INLINE_INDEX_MAX).toBe(16384);
+  });
+
+  it('the checksum is the 8-digit xxh32 of the manifest member, leading zeros kept', () => {
+    const encoder = new TextEncoder();
+    let found = false;
+    for (let generation = 0; generation < 200 && !found; generation++) {
+      const m = { ...sample(), generation };
+      const body = JSON.stringify(m);
+      const sum = xxh32(encoder.encode(body));
+      if (sum >= 0x10000000) continue;
+      found = true;
+      const text = new TextDecoder().decode(encodeManifest(m));
+      expect(text).toBe(`{"manifest":${body},"xxh32":"${sum.toString(16).padStart(8, '0')}"}\n`);
+      expect(decodeManifest(encoder.encode(text))).toEqual(m);
+    }
+    expect(found).toBe(true);
+  });
+
+  it('more refusals: bytes after the envelope, invalid UTF-8, a checksummed body that is not JSON, no source given', () => {
+    const text = new TextDecoder().decode(encodeManifest(sample()));
+    const invalid = (bytes: Uint8Array, source?: string): string => {
+      try {
+        if (source === undefined) decodeManifest(bytes);
+        else decodeManifest(bytes, source);
+      } catch (err) {
+        expect(isLtxvfsError(err, 'MANIFEST_INVALID')).toBe(true);
+        return (err as Error).message;
+      }
+      throw new Error('expected MANIFEST_INVALID');
+    };
+    const enc = new TextEncoder();
+    expect(invalid(enc.encode(`${text.trimEnd()}x`))).toBe(
+      'manifest is invalid: not a manifest envelope (truncated or foreign)',
+    );
+    expect(invalid(Uint8Array.from([...enc.encode('{"manifest":'), 0xff, 0xfe]))).toBe(
+      'manifest is invalid: not a manifest envelope (truncated or foreign)',
+    );
+    const body = '{"files":[}';
+    const sum = xxh32(enc.encode(body)).toString(16).padStart(8, '0');
+    expect(invalid(enc.encode(`{"manifest":${body},"xxh32":"${sum}"}`), 'm')).toMatch(
+      /^m is invalid: not JSON: ./,
+    );
   });
 
   it('freshness: up to writtenAt + staleAfterMs (and any time before), stale after', () => {

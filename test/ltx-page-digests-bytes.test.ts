@@ -98,6 +98,7 @@ describe('page digests bytes', () => {
   it('refusals name the source and the reason', () => {
     expect(why(sidecar({}).subarray(0, 59))).toBe('L9/x: 59 bytes is too short');
     expect(why(new Uint8Array(0))).toBe('L9/x: 0 bytes is too short');
+    expect(() => decodePageDigests(new Uint8Array(0))).toThrow(/^page digests: 0 bytes is too short$/);
     expect(why(sidecar({ magic: 'LTXVFSPE' }))).toBe('L9/x: bad magic');
     expect(why(sidecar({ version: 2 }))).toBe('L9/x: unsupported version 2');
     expect(why(sidecar({ count: 3 }))).toBe('L9/x: 68 bytes where 3 pages need 72');
