@@ -19,7 +19,7 @@ pieces=(
   "lz4-frame|src/ltx/lz4-frame.ts|$T/ltx-page-frame.test.ts,$T/ltx-golden.test.ts,$T/ltx-codec.test.ts,$T/ltx-corruption.test.ts"
   "encoder|src/ltx/encoder.ts|$T/ltx-encoder-rules.test.ts,$T/ltx-golden.test.ts,$T/ltx-codec.test.ts,$T/ltx-header.test.ts,$T/ltx-corruption.test.ts"
   "decoder|src/ltx/decoder.ts|$T/ltx-decoder-errors.test.ts,$T/ltx-golden.test.ts,$T/ltx-corruption.test.ts,$T/ltx-codec.test.ts,$T/ltx-page-frame.test.ts"
-  "lz4-block|src/ltx/lz4-block.ts|$T/ltx-codec.test.ts,$T/ltx-golden.test.ts,$T/ltx-page-frame.test.ts"
+  "lz4-block|src/ltx/lz4-block.ts|$T/ltx-lz4-block-errors.test.ts,$T/ltx-codec.test.ts,$T/ltx-golden.test.ts,$T/ltx-page-frame.test.ts"
 )
 status=0
 for piece in "${pieces[@]}"; do
