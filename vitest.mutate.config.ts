@@ -25,6 +25,7 @@ export default defineConfig({
       'test/ltx-page-index.test.ts',
       'test/ltx-xxh32-known.test.ts',
       'test/ltx-lz4-block-errors.test.ts',
+      'test/ltx-lz4-frame-errors.test.ts',
       'test/ltx-manifest.test.ts',
       'test/ltx-manifest-validation.test.ts',
       'test/ltx-page-digests.test.ts',
