@@ -84,6 +84,8 @@ describe('the fast path on the synchronous build', () => {
       const before = counts(db);
       expect(before).toEqual({ fast: 0, notLocal: 1 });
       const stmt = await db.prepare('SELECT id, name, n FROM t WHERE id = ?');
+      // The waiting connection's VFS (the pool's only instance) takes no lock from here on.
+      const waitingLocks = vi.spyOn(defined(ltx.vfsInstances[0]), 'jLock');
       const ids = [1, 2, 777, 10_001, ROWS, ROWS + 1];
       for (const id of ids) {
         expect(await stmt.get(id)).toEqual(
@@ -102,8 +104,11 @@ describe('the fast path on the synchronous build', () => {
         columns: ['c', 's', 'm'],
         rows: [Object.values(native((n) => n.prepare(scan).get()) as object)],
       });
-      // Every one of those calls was answered on the synchronous build.
+      // Every one of those calls was answered on the synchronous build, a lookup that finds no
+      // row (ROWS + 1) included, and none ran again on the waiting connection.
       expect(counts(db)).toEqual({ fast: before.fast + ids.length * 2 + 3, notLocal: before.notLocal });
+      expect(waitingLocks).not.toHaveBeenCalled();
+      waitingLocks.mockRestore();
     } finally {
       await db.close();
       await ltx.unregisterReplica(name);

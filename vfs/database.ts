@@ -357,15 +357,20 @@ export class LtxDatabase {
    * event loop's turn is due (see yieldIfBusy) the answer is a promise that gives it first.
    */
   private fastFirst(sql: string, params: SqlParams | undefined): FastAnswer<Row | undefined> {
-    if (this.fastReady() === undefined) return NOT_LOCAL;
-    if (turnIsDue()) return takeTurn().then(() => this.fastReady()?.first(sql, params) ?? NOT_LOCAL);
-    return this.fastReady()?.first(sql, params) ?? NOT_LOCAL;
+    const fast = this.fastReady();
+    if (fast === undefined) return NOT_LOCAL;
+    // "No row" (undefined) is an answer too: no `?? NOT_LOCAL` here.
+    if (!turnIsDue()) return fast.first(sql, params);
+    return takeTurn().then(() => {
+      const again = this.fastReady();
+      return again === undefined ? NOT_LOCAL : again.first(sql, params);
+    });
   }
 
   private fastAll(sql: string, params: SqlParams | undefined): FastAnswer<QueryResult> {
     if (this.fastReady() === undefined) return NOT_LOCAL;
-    if (turnIsDue()) return takeTurn().then(() => this.fastReady()?.all(sql, params) ?? NOT_LOCAL);
-    return this.fastReady()?.all(sql, params) ?? NOT_LOCAL;
+    const all = () => this.fastReady()?.all(sql, params) ?? NOT_LOCAL;
+    return turnIsDue() ? takeTurn().then(all) : all();
   }
 
   /** A statement the waiting path prepared: anything but a plain query ends the fast path. */
