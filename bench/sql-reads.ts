@@ -22,7 +22,7 @@ import { measureWarmReads, WARM_COLUMNS, WARM_SCAN_SQL } from './warm-reads.js';
 
 /** Timed point lookups per warm case, in both modes: fewer measure the JIT warming up. */
 const WARM_LOOKUPS = 20_000;
-const WARM_WARMUP = 5_000;
+const WARM_WARMUP = 20_000;
 
 /**
  * The read paths a newcomer would compare, all against the same replica in S3 behind the same

@@ -19,7 +19,7 @@ async function main(argv: string[]): Promise<void> {
   const program = new Command()
     .option('--mib <n>', 'database size in MiB', '128')
     .option('--lookups <n>', 'timed point lookups per case', '20000')
-    .option('--warmup <n>', 'untimed lookups first', '5000')
+    .option('--warmup <n>', 'untimed lookups first, per case (the JIT settles)', '20000')
     .option('--scans <n>', 'timed full scans per case', '3')
     .option('--work-dir <dir>', 'databases and scratch files (kept between runs)', '.tmp/bench');
   program.parse(argv);
