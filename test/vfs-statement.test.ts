@@ -212,3 +212,66 @@ describe('LtxStatement', () => {
     }
   });
 });
+
+describe('a cold 1M-row table', () => {
+  it('a LIMIT-less get or an iterate left early reads only the pages of the rows taken', async () => {
+    const bigTmp = await makeTempDir('ltxvfs-stmt-1m-');
+    const bigClient = openReplicaClient(join(bigTmp.dir, 'replica'));
+    const big = new TestPrimary(bigClient, bigTmp.dir);
+    const bigLtx = await createLtx({ instances: 1 });
+    try {
+      big.db.exec(`CREATE TABLE big (id INTEGER PRIMARY KEY, x INTEGER NOT NULL);
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000)
+        INSERT INTO big SELECT i, (i * 7919) % 1000003 FROM n`);
+      await big.sync();
+      const native = new Database(big.dbPath, { readonly: true });
+      expect(native.prepare('SELECT count(*) AS n FROM big').get()).toEqual({ n: 1_000_000 });
+      // Every page read of a cold replica is one counted GET (no read-ahead, no coalescing).
+      await bigLtx.registerReplica('big.db', bigClient, {
+        pollIntervalMs: 0,
+        readAhead: false,
+        coalesce: false,
+      });
+      const db = await bigLtx.open('file:big.db?vfs=ltx');
+      const pages = native.pragma('page_count', { simple: true }) as number;
+      // A 1M-row rowid table is three levels deep: the root, one interior page, one leaf per row.
+      const depth = 3;
+      try {
+        await db.get('SELECT count(*) AS n FROM sqlite_schema'); // page 1 and the schema
+        bigClient.resetStats();
+        const scan = await db.prepare('SELECT id, x FROM big');
+        expect(await scan.get()).toEqual(native.prepare('SELECT id, x FROM big').get());
+        expect(bigClient.stats().get).toBeLessThanOrEqual(depth);
+
+        bigClient.resetStats();
+        const taken: unknown[] = [];
+        for await (const row of scan.iterate()) {
+          taken.push(row);
+          if (taken.length === 100) break;
+        }
+        expect(taken).toEqual(native.prepare('SELECT id, x FROM big LIMIT 100').all());
+        // 100 rows of 8-byte integers share the first leaf or two: at most one more page.
+        expect(bigClient.stats().get).toBeLessThanOrEqual(1);
+        // The connection stays usable after the break, and the statement can run again.
+        expect(await scan.get()).toEqual({ id: 1, x: 7919 });
+
+        bigClient.resetStats();
+        expect(await db.get('SELECT id, x FROM big WHERE id > 654321')).toEqual(
+          native.prepare('SELECT id, x FROM big WHERE id > 654321').get(),
+        );
+        expect(bigClient.stats().get).toBeLessThanOrEqual(depth);
+        // Out of thousands of pages.
+        expect(pages).toBeGreaterThan(2_000);
+        await scan.finalize();
+      } finally {
+        native.close();
+        await db.close();
+      }
+    } finally {
+      await bigLtx.close();
+      big.close();
+      await bigClient.close();
+      await bigTmp.cleanup();
+    }
+  }, 120_000);
+});
