@@ -15,6 +15,7 @@ export default defineConfig({
       'test/ltx-decoder-errors.test.ts',
       'test/ltx-golden.test.ts',
       'test/ltx-compact.test.ts',
+      'test/ltx-compact-rules.test.ts',
       'test/ltx-header.test.ts',
       'test/ltx-encoder-rules.test.ts',
       'test/ltx-names.test.ts',
