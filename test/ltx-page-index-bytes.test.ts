@@ -5,6 +5,7 @@ import {
   checkIndexLayout,
   encodePageIndex,
   MIN_FILE_SIZE,
+  pageIndexTailLength,
   parsePageIndexColumns,
   parsePageIndexTail,
   UvarintReader,
@@ -238,6 +239,30 @@ describe('page index refusals, each LTX_BAD_INDEX (or its own code) with what is
       code: 'LTX_BAD_INDEX',
       message: 'page index at offset 174: page 1 size 4294967296 out of range',
     });
+  });
+
+  it('page number 2^32-1 is a u32 and parses; file checksum messages keep 16 digits', () => {
+    const maxPgno = [0xff, 0xff, 0xff, 0xff, 0x0f, 0x64, 0x44, 0x00];
+    const t = parsePageIndexColumns(withIndex(maxPgno), 206);
+    expect(t.kind === 'ok' && [Array.from(t.columns.pgnos), Array.from(t.columns.sizes)]).toEqual([
+      [0xffffffff],
+      [68],
+    ]);
+    expect(thrown(() => parsePageIndexColumns(withIndex(GOLDEN_INDEX, 8, 1n), 206))).toEqual({
+      code: 'LTX_BAD_CHECKSUM',
+      message: 'file checksum 0x0000000000000001 lacks bit 63',
+    });
+  });
+
+  it('tail length: 1/128 of the object plus size field and trailer, or 1.25 x the previous index', () => {
+    expect(pageIndexTailLength(100)).toBe(100);
+    expect(pageIndexTailLength(1_000_000)).toBe(65536);
+    expect(pageIndexTailLength(12_800_000)).toBe(100_024);
+    expect(pageIndexTailLength(12_800_001)).toBe(100_025);
+    expect(pageIndexTailLength(12_800_000, 100_000)).toBe(125_016);
+    expect(pageIndexTailLength(12_800_000, 1)).toBe(100_024);
+    expect(pageIndexTailLength(200_000, 100_000)).toBe(125_016);
+    expect(pageIndexTailLength(110_000, 100_000)).toBe(110_000);
   });
 
   it('bytes after the terminator', () => {
