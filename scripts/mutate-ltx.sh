@@ -5,7 +5,9 @@
 # piece's score table; the README's Tests section has the last measured numbers.
 #   bash scripts/mutate-ltx.sh              # every piece
 #   bash scripts/mutate-ltx.sh header page-index   # only the named pieces
-# CONCURRENCY (default 2) and NICE (default 19) are passed to Stryker and nice.
+# CONCURRENCY (default 2) and NICE (default 19) are passed to Stryker and nice. FORCE=1 re-tests
+# every mutant: Stryker's incremental mode notices changed source files but, with the vitest
+# runner, not changed or added tests, so after editing tests a piece needs FORCE=1.
 set -u
 cd "$(dirname "$0")/.."
 T=test
@@ -29,7 +31,7 @@ for piece in "${pieces[@]}"; do
   start=$(date +%s)
   LTXVFS_MUTATE_TESTS=$tests nice -n "${NICE:-19}" npx stryker run --concurrency "${CONCURRENCY:-2}" \
     --incrementalFile ".tmp/stryker-ltx-${name}.json" --tempDirName ".tmp/stryker-${name}" \
-    --mutate "$mutate" --reporters clear-text || status=$?
+    --mutate "$mutate" --reporters clear-text ${FORCE:+--force} || status=$?
   echo "mutate-ltx: ${name} took $(($(date +%s) - start)) s"
 done
 exit "$status"
