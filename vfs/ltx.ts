@@ -60,6 +60,8 @@ interface OwnedReplica {
 export type ReplicaInput = string | ReplicaClient | ReplicaSource;
 
 const OPEN_FLAGS = SQLite.SQLITE_OPEN_READONLY | SQLite.SQLITE_OPEN_URI;
+/** SQLite page cache of each fast-path connection, in KiB (SQLite's default). */
+const FAST_PATH_CACHE_KIB = 2048;
 
 /** Loads wa-sqlite and returns the entry point of the Node API. */
 export async function createLtx(options: LtxOptions = {}): Promise<Ltx> {
@@ -362,7 +364,10 @@ export class Ltx {
       return await LocalFastPath.open(
         await this.syncInstance,
         fastUri,
-        Math.max(64, this.options.cacheSizeKiB ?? 8192),
+        // Every fast path of this Ltx shares one wasm memory (4 GiB at most), so each keeps
+        // SQLite's own default-sized cache: the B-tree's upper pages; the replica's page cache
+        // and the hydrated file hold the rest.
+        Math.min(FAST_PATH_CACHE_KIB, Math.max(64, this.options.cacheSizeKiB ?? 8192)),
         fastUri !== uri,
       );
     } catch (err) {
