@@ -244,8 +244,14 @@ describe('the fast path on the synchronous build', () => {
       expect(await moved.get(sql)).toEqual(atPin);
       expect(counts(moved).fast).toBe(fastBefore);
 
-      // A PRAGMA that only reads leaves the fast path on.
+      // A PRAGMA that only reads, and EXPLAIN, leave the fast path on.
       expect(await iterating.pragma('ltx_txid')).toBe(formatTxid(primary.txid));
+      const plan = await iterating.all(`EXPLAIN QUERY PLAN ${sql}`);
+      expect(plan.map((row) => row.detail)).toEqual(
+        native((n) => n.prepare(`EXPLAIN QUERY PLAN ${sql}`).all()).map(
+          (row) => (row as { detail: string }).detail,
+        ),
+      );
       expect(await iterating.get(sql)).toEqual({ name: 'after the pin' });
       const stmt = await iterating.prepare('SELECT id FROM t WHERE id <= 3 ORDER BY id');
       const seen: unknown[] = [];

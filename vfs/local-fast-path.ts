@@ -68,9 +68,12 @@ const SQLITE_PREPARE_PERSISTENT = 0x01;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** SELECT, WITH or VALUES after any leading comments: a query that can only read. */
+/**
+ * SELECT, WITH, VALUES or EXPLAIN after any leading comments: a query that reads and changes no
+ * state of the connection (prepare still checks that SQLite agrees it is read-only).
+ */
 export function isPlainQuery(sql: string): boolean {
-  return /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(?:select|with|values)\b/i.test(sql);
+  return /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(?:select|with|values|explain)\b/i.test(sql);
 }
 
 /**
