@@ -56,6 +56,27 @@ const SYNC_READ_MAX = 64 * 1024;
  * A replica in a local directory, in Litestream's file layout: `ROOT/ltx/<level>/<min>-<max>.ltx`,
  * small objects at `ROOT/<name>`. Nothing outside ROOT is ever read or written.
  */
+let newFileModeOnce: Promise<number> | undefined;
+
+/** The mode `open(path, 'wx')` gives a new file here (0666 less the umask), found once by a probe. */
+function newFileMode(dir: string): Promise<number> {
+  newFileModeOnce ??= (async () => {
+    const probe = join(dir, `.mode-probe.${randomBytes(6).toString('hex')}.tmp`);
+    const handle = await open(probe, 'wx');
+    try {
+      return (await handle.stat()).mode & 0o777;
+    } finally {
+      await handle.close();
+      await unlink(probe).catch(() => {});
+    }
+  })();
+  // A failed probe (a full disk, say) is tried again by the next write, not remembered.
+  newFileModeOnce.catch(() => {
+    newFileModeOnce = undefined;
+  });
+  return newFileModeOnce;
+}
+
 export class FileReplicaClient implements ReplicaClient {
   readonly url: string;
   readonly root: string;
@@ -493,6 +514,9 @@ export class FileReplicaClient implements ReplicaClient {
         await copyFile(content.path, temp, fsConstants.COPYFILE_EXCL);
         const handle = await open(temp, 'r+');
         try {
+          // copyFile keeps the source's mode (a private temp file's, 0600); an object gets the
+          // mode every other object of the replica gets from the umask.
+          await handle.chmod(await newFileMode(dir));
           const copied = (await handle.stat()).size;
           if (copied !== content.size) {
             throw new LtxvfsError(
