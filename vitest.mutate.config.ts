@@ -32,6 +32,7 @@ export default defineConfig({
       'test/ltx-page-digests.test.ts',
       'test/ltx-page-digests-bytes.test.ts',
       'test/ltx-hot-pages.test.ts',
+      'test/ltx-hot-pages-walk.test.ts',
       'test/wal.test.ts',
       'test/wal-edges.test.ts',
       'test/wal-scan-model.test.ts',

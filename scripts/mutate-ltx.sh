@@ -17,7 +17,7 @@ pieces=(
   "page-frame|src/ltx/page-frame.ts,src/ltx/v1.ts,src/ltx/zstd.ts|$T/ltx-page-frame.test.ts,$T/ltx-zstd-v1.test.ts,$T/ltx-golden.test.ts,$T/ltx-corruption.test.ts"
   "manifest|src/ltx/manifest.ts,src/ltx/page-digests.ts|$T/ltx-manifest-validation.test.ts,$T/ltx-manifest.test.ts,$T/ltx-page-digests.test.ts,$T/ltx-page-digests-bytes.test.ts"
   "page-index|src/ltx/page-index.ts|$T/ltx-page-index-bytes.test.ts,$T/ltx-page-index.test.ts,$T/ltx-golden.test.ts,$T/ltx-corruption.test.ts"
-  "compactor|src/ltx/compactor.ts,src/ltx/hot-pages.ts|$T/ltx-compact-rules.test.ts,$T/ltx-compact.test.ts,$T/ltx-hot-pages.test.ts"
+  "compactor|src/ltx/compactor.ts,src/ltx/hot-pages.ts|$T/ltx-hot-pages-walk.test.ts,$T/ltx-compact-rules.test.ts,$T/ltx-compact.test.ts,$T/ltx-hot-pages.test.ts"
   "lz4-frame|src/ltx/lz4-frame.ts|$T/ltx-lz4-frame-errors.test.ts,$T/ltx-page-frame.test.ts,$T/ltx-golden.test.ts,$T/ltx-codec.test.ts,$T/ltx-corruption.test.ts"
   "encoder|src/ltx/encoder.ts|$T/ltx-encoder-rules.test.ts,$T/ltx-golden.test.ts,$T/ltx-codec.test.ts,$T/ltx-header.test.ts,$T/ltx-corruption.test.ts"
   "decoder|src/ltx/decoder.ts|$T/ltx-decoder-errors.test.ts,$T/ltx-golden.test.ts,$T/ltx-corruption.test.ts,$T/ltx-codec.test.ts,$T/ltx-page-frame.test.ts"
