@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { cpSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -274,26 +274,31 @@ describe('falling back to the LIST path', () => {
   it('a corrupt or truncated manifest: warning, LIST path, correct rows', async () => {
     const good = await client.readObject(MANIFEST_OBJECT);
     if (good === null) throw new Error('no manifest');
+    let copies = 0;
     for (const bad of [good.data.subarray(0, good.data.length - 40), flip(good.data, 60)]) {
-      const current = await client.readObject(MANIFEST_OBJECT);
-      await client.writeObject(MANIFEST_OBJECT, bad, { ifMatch: current?.etag ?? '' });
+      // A copy of the replica with no writer behind it: the live one's manifest refresh (every
+      // few seconds) would replace the damaged manifest at a moment a loaded machine decides.
+      const frozenDir = join(tmp.dir, `frozen-${++copies}`);
+      cpSync(join(tmp.dir, 'replica'), frozenDir, { recursive: true });
+      const frozen = openReplicaClient(frozenDir);
+      const current = await frozen.readObject(MANIFEST_OBJECT);
+      await frozen.writeObject(MANIFEST_OBJECT, bad, { ifMatch: current?.etag ?? '' });
       const { lines, logger } = logged();
-      client.resetStats();
+      frozen.resetStats();
       const ltx = await createLtx({ instances: 1 });
       try {
-        await ltx.registerReplica('app', client, { pollIntervalMs: 0, logger });
-        expect(client.stats().list).toBe(1);
+        await ltx.registerReplica('app', frozen, { pollIntervalMs: 0, logger });
+        expect(frozen.stats().list).toBe(1);
         const conn = await ltx.open('file:app?vfs=ltx');
         const sql = 'SELECT count(*) AS n, max(id) AS m FROM t';
         expect(await conn.get(sql)).toEqual(db.prepare(sql).get());
         await conn.close();
       } finally {
         await ltx.close();
+        await frozen.close();
       }
       expect(lines.some((l) => /warning: .*manifest.*invalid/.test(l))).toBe(true);
     }
-    const current = await client.readObject(MANIFEST_OBJECT);
-    await client.writeObject(MANIFEST_OBJECT, good.data, { ifMatch: current?.etag ?? '' });
   });
 
   it('corrupt or truncated hot pages: warning, LIST path, correct rows', async () => {
