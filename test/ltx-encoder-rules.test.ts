@@ -2,20 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { decodeLtxFile } from '../src/ltx/decoder.js';
 import { encodeLtxFile, LtxEncoder } from '../src/ltx/encoder.js';
 import { type LtxHeader, litestreamHeader } from '../src/ltx/header.js';
-import { isLtxvfsError } from '../src/util/errors.js';
+import { thrown } from './support/thrown.js';
 
 // The encoder's rules (superfly/ltx's encoder checks, ltx-and-litestream.md §1.3 "Trailer rules")
 // with their exact messages, and the post-apply checksums it computes for snapshots against the
 // known answers of the golden files (test/fixtures/SOURCES.md).
-
-function thrown(fn: () => unknown): { code: string | undefined; message: string } {
-  try {
-    fn();
-  } catch (err) {
-    return { code: isLtxvfsError(err) ? err.code : undefined, message: (err as Error).message };
-  }
-  throw new Error('expected a throw');
-}
 
 const page = (size: number, byte: number) => new Uint8Array(size).fill(byte);
 

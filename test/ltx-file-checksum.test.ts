@@ -10,6 +10,7 @@ import {
 } from '../src/ltx/index.js';
 import { isLtxvfsError } from '../src/util/errors.js';
 import { seededRandom } from '../src/util/random.js';
+import { thrown } from './support/thrown.js';
 
 await initZstd();
 
@@ -87,15 +88,6 @@ describe('LtxFileChecksum', () => {
 const goldenDir = join(import.meta.dirname, 'fixtures/litestream/nullstyle-ltx-zig/tests/fixtures');
 const golden = (name: string) => new Uint8Array(readFileSync(join(goldenDir, name)));
 
-function thrownBy(fn: () => unknown): { code: string | undefined; message: string } {
-  try {
-    fn();
-  } catch (err) {
-    return { code: isLtxvfsError(err) ? err.code : undefined, message: (err as Error).message };
-  }
-  throw new Error('expected a throw');
-}
-
 /** The golden file streamed as header, frames (with their known decoded pages), then the rest. */
 function feedGolden(bytes: Uint8Array, split: number): LtxFileChecksum {
   const decoded = decodeLtxFile(bytes);
@@ -138,14 +130,14 @@ describe('LtxFileChecksum over golden files and at its edges', () => {
   it('a mismatch names both checksums (the trailer says 0xef752d544ac8c48f for this file)', () => {
     const bytes = golden('go_v3_empty_snapshot.ltx');
     bytes[bytes.length - 1] = 0x8e;
-    const e = thrownBy(() => new LtxFileChecksum(bytes.length).update(bytes).verify());
+    const e = thrown(() => new LtxFileChecksum(bytes.length).update(bytes).verify());
     expect(e.code).toBe('LTX_BAD_CHECKSUM');
     expect(e.message).toBe(
       'file checksum mismatch: trailer says 0xef752d544ac8c48e, contents give 0xef752d544ac8c48f',
     );
     // A stored value with leading zero digits is shown at its full 16 digits.
     new DataView(bytes.buffer).setBigUint64(bytes.length - 8, 0x1abn);
-    expect(thrownBy(() => new LtxFileChecksum(bytes.length).update(bytes).verify()).message).toBe(
+    expect(thrown(() => new LtxFileChecksum(bytes.length).update(bytes).verify()).message).toBe(
       'file checksum mismatch: trailer says 0x00000000000001ab, contents give 0xef752d544ac8c48f',
     );
     const sameBytesOtherPage = golden('go_v3_incremental.ltx');
@@ -159,14 +151,14 @@ describe('LtxFileChecksum over golden files and at its edges', () => {
       new Uint8Array(512),
     );
     sum.update(sameBytesOtherPage.subarray(first.offset + first.size));
-    expect(thrownBy(() => sum.verify()).message).toMatch(
+    expect(thrown(() => sum.verify()).message).toMatch(
       /^file checksum mismatch: trailer says 0xd1f8ea546c262bd3/,
     );
   });
 
   it('an object too small for a trailer, or not a whole number of bytes, is refused up front', () => {
     for (const size of [0, 15, -1, 100.5, Number.NaN, 2 ** 53]) {
-      const e = thrownBy(() => new LtxFileChecksum(size));
+      const e = thrown(() => new LtxFileChecksum(size));
       expect(e.code).toBe('LTX_BAD_CHECKSUM');
       expect(e.message).toBe(`a ${size}-byte object is too short to hold an LTX trailer`);
     }
@@ -177,7 +169,7 @@ describe('LtxFileChecksum over golden files and at its edges', () => {
     expect(() => new LtxFileChecksum(100, { received: 0, crc: 0n })).not.toThrow();
     expect(() => new LtxFileChecksum(100, { received: 92, crc: 0n })).not.toThrow();
     for (const received of [-1, 93, 100]) {
-      const e = thrownBy(() => new LtxFileChecksum(100, { received, crc: 0n }));
+      const e = thrown(() => new LtxFileChecksum(100, { received, crc: 0n }));
       expect(e.code).toBe('LTX_BAD_CHECKSUM');
       expect(e.message).toBe(`cannot resume a 100-byte object at byte ${received}`);
     }
@@ -205,7 +197,7 @@ describe('LtxFileChecksum over golden files and at its edges', () => {
 
   it('more bytes than the object holds, or a frame reaching into the checksum, is refused', () => {
     const bytes = golden('go_v3_incremental.ltx');
-    const over = thrownBy(() => new LtxFileChecksum(bytes.length).update(bytes).update(new Uint8Array(1)));
+    const over = thrown(() => new LtxFileChecksum(bytes.length).update(bytes).update(new Uint8Array(1)));
     expect(over).toEqual({
       code: 'LTX_BAD_CHECKSUM',
       message: `more than the ${bytes.length} bytes the object should hold`,
@@ -216,17 +208,17 @@ describe('LtxFileChecksum over golden files and at its edges', () => {
     const fits = new LtxFileChecksum(128).update(new Uint8Array(100));
     expect(() => fits.updateFrame(frame.subarray(0, 20), page)).not.toThrow();
     const intoTrailer = new LtxFileChecksum(127).update(new Uint8Array(100));
-    expect(thrownBy(() => intoTrailer.updateFrame(frame, page))).toEqual({
+    expect(thrown(() => intoTrailer.updateFrame(frame, page))).toEqual({
       code: 'LTX_BAD_CHECKSUM',
       message: 'a page frame at byte 100 overlaps the trailer',
     });
     const pastEnd = new LtxFileChecksum(110).update(new Uint8Array(100));
-    expect(thrownBy(() => pastEnd.updateFrame(frame, page)).message).toBe(
+    expect(thrown(() => pastEnd.updateFrame(frame, page)).message).toBe(
       'more than the 110 bytes the object should hold',
     );
     // Shorter than a page header (6 bytes) is not a frame.
     const short = new LtxFileChecksum(200).update(new Uint8Array(100));
-    expect(thrownBy(() => short.updateFrame(frame.subarray(0, 5), page)).message).toBe(
+    expect(thrown(() => short.updateFrame(frame.subarray(0, 5), page)).message).toBe(
       'a page frame at byte 100 overlaps the trailer',
     );
     expect(() =>
@@ -237,7 +229,7 @@ describe('LtxFileChecksum over golden files and at its edges', () => {
   it('a stream short of, or past, the stored checksum says how many bytes arrived', () => {
     const bytes = golden('go_v3_empty_snapshot.ltx');
     const short = new LtxFileChecksum(bytes.length).update(bytes.subarray(0, bytes.length - 3));
-    expect(thrownBy(() => short.verify())).toEqual({
+    expect(thrown(() => short.verify())).toEqual({
       code: 'LTX_BAD_CHECKSUM',
       message: `file checksum not checked: ${bytes.length - 3} of ${bytes.length} bytes arrived`,
     });

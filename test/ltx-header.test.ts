@@ -10,7 +10,7 @@ import {
   litestreamHeader,
   validateHeader,
 } from '../src/ltx/header.js';
-import { isLtxvfsError } from '../src/util/errors.js';
+import { thrown } from './support/thrown.js';
 
 // The LTX v3 header and trailer against the layout of /work/shared/docs/ltx-and-litestream.md
 // §1.3 (superfly/ltx's Header.Validate rules): bytes are built here field by field with a
@@ -67,15 +67,6 @@ const VALID: LtxHeader = {
   walSalt2: 0xfffefdfc,
   nodeId: 0x0102030405060708n,
 };
-
-function thrown(fn: () => unknown): { code: string | undefined; message: string } {
-  try {
-    fn();
-  } catch (err) {
-    return { code: isLtxvfsError(err) ? err.code : undefined, message: (err as Error).message };
-  }
-  throw new Error('expected a throw');
-}
 
 describe('LTX header bytes (spec layout)', () => {
   it('encodeHeader writes every field at its offset, big-endian, reserved bytes zero', () => {

@@ -12,7 +12,7 @@ import {
 } from '../src/ltx/page-frame.js';
 import { looksLikeLtxV1 } from '../src/ltx/v1.js';
 import { initZstd } from '../src/ltx/zstd.js';
-import { isLtxvfsError } from '../src/util/errors.js';
+import { thrown } from './support/thrown.js';
 
 await initZstd();
 
@@ -23,15 +23,6 @@ await initZstd();
 const fixtures = join(import.meta.dirname, 'fixtures/litestream');
 const golden = (name: string) =>
   new Uint8Array(readFileSync(join(fixtures, 'nullstyle-ltx-zig/tests/fixtures', name)));
-
-function thrown(fn: () => unknown): { code: string | undefined; message: string } {
-  try {
-    fn();
-  } catch (err) {
-    return { code: isLtxvfsError(err) ? err.code : undefined, message: (err as Error).message };
-  }
-  throw new Error('expected a throw');
-}
 
 function u32be(b: Uint8Array, at: number): number {
   return new DataView(b.buffer, b.byteOffset).getUint32(at);

@@ -12,7 +12,7 @@ import {
   uvarintLength,
   writeUvarint,
 } from '../src/ltx/page-index.js';
-import { isLtxvfsError } from '../src/util/errors.js';
+import { thrown } from './support/thrown.js';
 
 // The page index as ltx-and-litestream.md §1.2 describes it (uvarint triples pgno/offset/size,
 // a uvarint 0, a u64 BE byte count of both, then the 16-byte trailer), with Go's uvarint
@@ -24,15 +24,6 @@ const dir = join(import.meta.dirname, 'fixtures/litestream/nullstyle-ltx-zig/tes
 const incremental = new Uint8Array(readFileSync(join(dir, 'go_v3_incremental.ltx')));
 const emptySnapshot = new Uint8Array(readFileSync(join(dir, 'go_v3_empty_snapshot.ltx')));
 const INDEX_AT = 174;
-
-function thrown(fn: () => unknown): { code: string | undefined; message: string } {
-  try {
-    fn();
-  } catch (err) {
-    return { code: isLtxvfsError(err) ? err.code : undefined, message: (err as Error).message };
-  }
-  throw new Error('expected a throw');
-}
 
 /** The golden file with its index replaced by `index` and the size field set to `declared`. */
 function withIndex(index: number[], declared = index.length, fileChecksum?: bigint): Uint8Array {
