@@ -322,6 +322,29 @@ describe('the fast path on the synchronous build', () => {
     }
   });
 
+  it('a query that failed to prepare (its table not there yet) runs there once the primary creates it', async () => {
+    const { name, replica } = await warmReplica();
+    const db = await ltx.open(`file:${name}?vfs=ltx`);
+    try {
+      const sql = 'SELECT count(*) AS c FROM later_table';
+      await expect(db.get(sql)).rejects.toMatchObject({ code: 'SQL_ERROR' });
+      primary.db.exec('CREATE TABLE later_table (x); INSERT INTO later_table VALUES (1), (2)');
+      await primary.sync();
+      await replica.poll();
+      await db.all('SELECT * FROM sqlite_schema'); // the new schema pages into the cache
+      const answers: unknown[] = [];
+      for (let call = 0; call < 4; call++) answers.push(await db.get(sql));
+      expect(answers).toEqual(Array(4).fill({ c: 2 }));
+      // After its backoff the statement is prepared and answered on the synchronous build.
+      const before = counts(db).fast;
+      expect(await db.get(sql)).toEqual({ c: 2 });
+      expect(counts(db).fast).toBe(before + 1);
+    } finally {
+      await db.close();
+      await ltx.unregisterReplica(name);
+    }
+  });
+
   it('errors keep their codes, statements that are not plain queries never run there, and fastPath: false turns it off', async () => {
     const { name } = await warmReplica();
     const db = await ltx.open(`file:${name}?vfs=ltx`);

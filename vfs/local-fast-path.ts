@@ -243,8 +243,8 @@ export class LocalFastPath {
 
   /**
    * Prepares `sql` if it is exactly one read-only query that returns rows. Preparing reads the
-   * schema: when its pages are not local the statement is left UNPREPARED and tried again later,
-   * with the same backoff as a miss; an SQL error is left to the waiting path to report.
+   * schema: when its pages are not local, or SQLite refuses the SQL (the waiting path reports
+   * that), the statement is left UNPREPARED and tried again later with the same backoff as a miss.
    */
   private prepare(sql: string, backoff: number): FastStatement | undefined {
     const m = this.module;
@@ -267,19 +267,16 @@ export class LocalFastPath {
       const handle = m.getValue(buffer + stmtOut, 'i32');
       if (rc !== SQLite.SQLITE_OK || handle === 0) {
         if (handle !== 0) m._sqlite3_finalize(handle);
-        const notLocal = this.instance.vfs.takeLastError() instanceof PageNotLocal;
-        if (notLocal) {
-          this.counts.notLocal++;
-          this.remember(sql, {
-            handle: UNPREPARED,
-            columns: [],
-            skip: backoff,
-            backoff: Math.min(backoff * 2, MAX_BACKOFF),
-            bound: false,
-          });
-        } else {
-          this.remember(sql, INELIGIBLE);
-        }
+        // Not local, or an SQL error (a table the primary has not created yet, say): tried again
+        // after the same backoff as a miss, never given up for good.
+        if (this.instance.vfs.takeLastError() instanceof PageNotLocal) this.counts.notLocal++;
+        this.remember(sql, {
+          handle: UNPREPARED,
+          columns: [],
+          skip: backoff,
+          backoff: Math.min(backoff * 2, MAX_BACKOFF),
+          bound: false,
+        });
         return undefined;
       }
       const tail = m.getValue(buffer + stmtOut + 4, 'i32');
