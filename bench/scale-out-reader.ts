@@ -8,7 +8,8 @@ import { createLtx } from '../vfs/index.js';
  * after it is ready, so every reader of a round measures the same interval, then prints one JSON
  * line with its samples and request counters and exits.
  *
- * argv: <replica-url> <measure-ms> <sample-ms> <poll-ms>
+ * argv: <replica-url> <measure-ms> <sample-ms> <poll-ms> [manifest|list]
+ * (`list`: open and follow by listing, as on a replica without the writer's manifest)
  */
 /** The JSON line a reader prints at the end (scale-out.ts parses it). */
 export interface ReaderResult {
@@ -23,15 +24,18 @@ export interface ReaderResult {
 }
 
 async function main(): Promise<void> {
-  const [url, measureText, sampleText, pollText] = process.argv.slice(2);
-  if (!url || !measureText || !sampleText || !pollText)
-    throw new Error('usage: scale-out-reader <url> <measure-ms> <sample-ms> <poll-ms>');
+  const [url, measureText, sampleText, pollText, polling = 'manifest'] = process.argv.slice(2);
+  if (!url || !measureText || !sampleText || !pollText || (polling !== 'manifest' && polling !== 'list'))
+    throw new Error('usage: scale-out-reader <url> <measure-ms> <sample-ms> <poll-ms> [manifest|list]');
   const measureMs = Number(measureText);
   const sampleMs = Number(sampleText);
   const begun = performance.now();
   const ltx = await createLtx({ instances: 1 });
   const client = openReplicaClient(url);
-  await ltx.registerReplica('replica.db', client, { pollIntervalMs: Number(pollText) });
+  await ltx.registerReplica('replica.db', client, {
+    pollIntervalMs: Number(pollText),
+    manifest: polling === 'manifest',
+  });
   const db = await ltx.open('file:replica.db?vfs=ltx');
   await db.get('SELECT max(created_at) AS ts FROM reviews');
   const openMs = performance.now() - begun;

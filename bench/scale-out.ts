@@ -26,10 +26,19 @@ interface Reader {
   result: Promise<ReaderResult>;
 }
 
-function startReader(url: string, measureMs: number, sampleMs: number, pollMs: number): Reader {
+/** How a reader follows: the writer's manifest (conditional GET) or listing, as before it. */
+type Polling = 'manifest' | 'list';
+
+function startReader(
+  url: string,
+  measureMs: number,
+  sampleMs: number,
+  pollMs: number,
+  polling: Polling,
+): Reader {
   const child = spawn(
     process.execPath,
-    [READER_SCRIPT, url, String(measureMs), String(sampleMs), String(pollMs)],
+    [READER_SCRIPT, url, String(measureMs), String(sampleMs), String(pollMs), polling],
     {
       stdio: 'pipe',
       env: process.env,
@@ -117,60 +126,68 @@ export async function runScaleOutSection(ctx: BenchContext): Promise<BenchSectio
         clearInterval(writer);
         await replicator.sync();
       }
-      for (const count of ctx.readers) {
-        // Start them a few at a time: 16 Node processes loading wasm at once on a small machine
-        // would measure start-up contention, not following.
-        const readers: Reader[] = [];
-        const opened: Array<{ openMs: number }> = [];
-        for (let i = 0; i < count; i += START_BATCH) {
-          const batch = Array.from({ length: Math.min(START_BATCH, count - i) }, () =>
-            startReader(ctx.replicaUrl(bucket, 'app', true), measureMs, sampleMs, pollMs),
+      // Both ways of following in the same run, one after the other per reader count, so they
+      // meet the same machine load.
+      for (const count of ctx.readers)
+        for (const polling of ['manifest', 'list'] as const) {
+          // Start them a few at a time: 16 Node processes loading wasm at once on a small machine
+          // would measure start-up contention, not following.
+          const readers: Reader[] = [];
+          const opened: Array<{ openMs: number }> = [];
+          for (let i = 0; i < count; i += START_BATCH) {
+            const batch = Array.from({ length: Math.min(START_BATCH, count - i) }, () =>
+              startReader(ctx.replicaUrl(bucket, 'app', true), measureMs, sampleMs, pollMs, polling),
+            );
+            readers.push(...batch);
+            opened.push(...(await Promise.all(batch.map((r) => r.ready))));
+          }
+          for (const r of readers) r.child.stdin.write('go\n');
+          const results = await Promise.all(readers.map((r) => r.result));
+          const seconds = measureMs / 1000;
+          const requests = results.reduce(
+            (a, r) => a + r.requests.list + r.requests.get + r.requests.head,
+            0,
           );
-          readers.push(...batch);
-          opened.push(...(await Promise.all(batch.map((r) => r.ready))));
+          const lists = results.reduce((a, r) => a + r.requests.list, 0);
+          const gets = results.reduce((a, r) => a + r.requests.get + r.requests.head, 0);
+          const perReader = { list: lists / seconds / count, get: gets / seconds / count };
+          const openMs = opened.map((o) => o.openMs);
+          const lagP50s = results.map((r) => percentile(r.lagMs, 50));
+          const lagP99s = results.map((r) => percentile(r.lagMs, 99));
+          const all = results.flatMap((r) => r.lagMs);
+          rows.push({
+            phase,
+            polling: polling === 'manifest' ? 'manifest (conditional GET)' : 'LIST (no manifest)',
+            readers: count,
+            'store requests/s (all readers)': requests / seconds,
+            'LIST/s': lists / seconds,
+            'requests/s per reader': requests / seconds / count,
+            'GET+HEAD/s per reader': perReader.get,
+            'LIST/s per reader': perReader.list,
+            'USD/month per reader': monthlyUsd(perReader),
+            'lag p50 ms (all samples)': percentile(all, 50),
+            'lag p99 ms (all samples)': percentile(all, 99),
+            'worst reader p50 / p99 ms': `${Math.round(Math.max(...lagP50s))} / ${Math.round(Math.max(...lagP99s))}`,
+            'open ms (median)': Math.round(percentile(openMs, 50)),
+            'failed queries': results.reduce((a, r) => a + r.errorCount, 0),
+          });
+          raw.push({
+            phase,
+            polling,
+            readers: count,
+            perReader: results.map((r) => ({
+              pid: r.pid,
+              openMs: r.openMs,
+              samples: r.samples,
+              lagP50: percentile(r.lagMs, 50),
+              lagP99: percentile(r.lagMs, 99),
+              requests: r.requests,
+            })),
+          });
+          ctx.log(
+            `scale-out (${phase}, ${polling}) ${count} readers: ${Math.round(requests / seconds)} req/s (${perReader.list.toFixed(2)} LIST/s per reader), lag p50 ${Math.round(percentile(all, 50))} ms p99 ${Math.round(percentile(all, 99))} ms`,
+          );
         }
-        for (const r of readers) r.child.stdin.write('go\n');
-        const results = await Promise.all(readers.map((r) => r.result));
-        const seconds = measureMs / 1000;
-        const requests = results.reduce((a, r) => a + r.requests.list + r.requests.get + r.requests.head, 0);
-        const lists = results.reduce((a, r) => a + r.requests.list, 0);
-        const gets = results.reduce((a, r) => a + r.requests.get + r.requests.head, 0);
-        const perReader = { list: lists / seconds / count, get: gets / seconds / count };
-        const openMs = opened.map((o) => o.openMs);
-        const lagP50s = results.map((r) => percentile(r.lagMs, 50));
-        const lagP99s = results.map((r) => percentile(r.lagMs, 99));
-        const all = results.flatMap((r) => r.lagMs);
-        rows.push({
-          phase,
-          readers: count,
-          'store requests/s (all readers)': requests / seconds,
-          'LIST/s': lists / seconds,
-          'requests/s per reader': requests / seconds / count,
-          'GET+HEAD/s per reader': perReader.get,
-          'LIST/s per reader': perReader.list,
-          'USD/month per reader': monthlyUsd(perReader),
-          'USD/month per reader, LIST polling': monthlyUsd({ list: 1000 / pollMs, get: 0 }),
-          'lag p50 ms (all samples)': percentile(all, 50),
-          'lag p99 ms (all samples)': percentile(all, 99),
-          'worst reader p50 / p99 ms': `${Math.round(Math.max(...lagP50s))} / ${Math.round(Math.max(...lagP99s))}`,
-          'open ms (median)': Math.round(percentile(openMs, 50)),
-          'failed queries': results.reduce((a, r) => a + r.errorCount, 0),
-        });
-        raw.push({
-          readers: count,
-          perReader: results.map((r) => ({
-            pid: r.pid,
-            openMs: r.openMs,
-            samples: r.samples,
-            lagP50: percentile(r.lagMs, 50),
-            lagP99: percentile(r.lagMs, 99),
-            requests: r.requests,
-          })),
-        });
-        ctx.log(
-          `scale-out (${phase}) ${count} readers: ${Math.round(requests / seconds)} req/s, lag p50 ${Math.round(percentile(all, 50))} ms`,
-        );
-      }
     }
   } finally {
     if (writer !== undefined) clearInterval(writer);
@@ -181,7 +198,7 @@ export async function runScaleOutSection(ctx: BenchContext): Promise<BenchSectio
   return {
     id: 'scale-out',
     title: 'Scale-out: reader processes following one replica',
-    note: `Each reader is its own Node process with the ltx VFS, polling the replica every ${pollMs} ms through the proxy (RTT ${ctx.rttMs} ms) and asking for the newest row every ${sampleMs} ms for ${measureMs / 1000} s. The primary commits a review every ${writeEveryMs} ms; the replicator syncs every ${syncIntervalMs} ms. Lag = age of the newest row a reader sees (commit time on the primary to visible on the reader, including the sync and poll intervals). Then the same with the primary idle (nothing changing). Cost at AWS S3 Standard list prices (us-east-1): GET/HEAD $0.0004 and LIST $0.005 per 1,000 requests, 30-day month; "LIST polling" is one LIST per poll interval, what a reader without the manifest pays at least.`,
+    note: `Each reader is its own Node process with the ltx VFS, polling the replica every ${pollMs} ms through the proxy (RTT ${ctx.rttMs} ms) and asking for the newest row every ${sampleMs} ms for ${measureMs / 1000} s. The primary commits a review every ${writeEveryMs} ms; the replicator syncs every ${syncIntervalMs} ms. Lag = age of the newest row a reader sees (commit time on the primary to visible on the reader, including the sync and poll intervals). Then the same with the primary idle (nothing changing). Each reader count runs twice in a row: readers following the writer's manifest (one conditional GET per poll) and readers following by LIST (\`manifest: false\`, as on a replica Litestream wrote). Cost at AWS S3 Standard list prices (us-east-1): GET/HEAD $0.0004 and LIST $0.005 per 1,000 requests, 30-day month.`,
     columns: Object.keys(rows[0] ?? {}),
     rows,
     raw,

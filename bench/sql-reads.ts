@@ -36,6 +36,7 @@ const WARM_WARMUP = 20_000;
 const APPROACH = {
   ltxvfs: 'ltxvfs (manifest)',
   listPath: 'ltxvfs (LIST path)',
+  listKnown: 'ltxvfs (LIST path, manifest: false)',
   perPage: 'per-page (like Litestream VFS)',
   restore: 'full restore + query',
 } as const;
@@ -124,7 +125,7 @@ export async function runReadPathSections(
       const viaVfs = async (
         query: Query,
         params: SqlValue[],
-        how: 'manifest' | 'list' | 'per-page',
+        how: 'manifest' | 'list' | 'list-known' | 'per-page',
       ): Promise<Measurement> => {
         const store = openReplicaClient(proxiedUrl);
         const { client, spans } = timeRequests(how === 'manifest' ? store : withoutLtxvfsObjects(store));
@@ -134,7 +135,8 @@ export async function runReadPathSections(
         await ltx.registerReplica(name, client, {
           pollIntervalMs: 0,
           // The LIST path as on a replica Litestream wrote: the manifest is looked for (a real 404).
-          manifest: how !== 'per-page',
+          // 'list-known': a reader told its replica has none (`manifest: false`, `query --no-manifest`).
+          manifest: how === 'manifest' || how === 'list',
           ...(how === 'per-page' ? { coalesce: false, readAhead: false } : {}),
         });
         const db = await ltx.open(`file:${name}?vfs=ltx`);
@@ -203,6 +205,7 @@ export async function runReadPathSections(
         const samples: Record<(typeof APPROACH)[keyof typeof APPROACH], Measurement[]> = {
           [APPROACH.ltxvfs]: [],
           [APPROACH.listPath]: [],
+          [APPROACH.listKnown]: [],
           [APPROACH.perPage]: [],
           [APPROACH.restore]: [],
         };
@@ -215,11 +218,14 @@ export async function runReadPathSections(
           const params = query.params(ds, random);
           samples[APPROACH.ltxvfs].push(await viaVfs(query, params, 'manifest'));
           samples[APPROACH.listPath].push(await viaVfs(query, params, 'list'));
+          if (query.id !== 'scan')
+            samples[APPROACH.listKnown].push(await viaVfs(query, params, 'list-known'));
           if (!perPageTooSlow) samples[APPROACH.perPage].push(await viaVfs(query, params, 'per-page'));
           samples[APPROACH.restore].push(viaRestore(query, params));
         }
         for (const [approach, list] of Object.entries(samples)) {
           const group = `${query.short}, ${size}`;
+          if (list.length === 0 && approach === APPROACH.listKnown) continue; // not asked for scans
           if (list.length === 0) {
             coldRows.push({
               dataset: size,
@@ -350,7 +356,7 @@ export async function runReadPathSections(
       {
         id: 'cold',
         title: 'Cold open to first row',
-        note: `Time from opening the replica (nothing cached) until the query's rows are in hand, and what it cost at the store (requests = LIST + GET + HEAD), through the proxy (${net}). Sequential requests: the longest chain of requests each starting after the previous one ended, from request start/end times; sequential RTs: the network round trips of that chain, each request 1 plus 1 when it opened a new connection (the proxy's accept times; the TCP handshake); RTs by time: the same chain with each request counted as its duration in round trips (server and CPU time included, so a busy machine inflates it). ltxvfs (manifest) opens from the writer's manifest and hot pages (the writer's staleness bound set beyond the run, as if it were still running); ltxvfs (LIST path) opens the same replica as one Litestream wrote: every read under ltxvfs/ (manifest, hot pages, page digests) goes to a name that does not exist, so the manifest look is a real 404 before the listing. Baselines in the same run: one range GET per page with no coalescing or read-ahead and no manifest look (what Litestream's VFS does), and restoring the whole database first (once per dataset), then querying it with better-sqlite3 (restore time + query time). Median of ${repeats} (point, range) or 1 (scan) cold runs.`,
+        note: `Time from opening the replica (nothing cached) until the query's rows are in hand, and what it cost at the store (requests = LIST + GET + HEAD), through the proxy (${net}). Sequential requests: the longest chain of requests each starting after the previous one ended, from request start/end times; sequential RTs: the network round trips of that chain, each request 1 plus 1 when it opened a new connection (the proxy's accept times; the TCP handshake); RTs by time: the same chain with each request counted as its duration in round trips (server and CPU time included, so a busy machine inflates it). ltxvfs (manifest) opens from the writer's manifest and hot pages (the writer's staleness bound set beyond the run, as if it were still running); ltxvfs (LIST path) opens the same replica as one Litestream wrote: every read under ltxvfs/ (manifest, hot pages, page digests) goes to a name that does not exist, so the manifest look is a real 404 before the listing; with manifest: false (a reader told the replica has none: \`query --no-manifest\`) it lists straight away (point and range only: a scan costs the same either way). Baselines in the same run: one range GET per page with no coalescing or read-ahead and no manifest look (what Litestream's VFS does), and restoring the whole database first (once per dataset), then querying it with better-sqlite3 (restore time + query time). Median of ${repeats} (point, range) or 1 (scan) cold runs.`,
         columns: [
           'dataset',
           'query',

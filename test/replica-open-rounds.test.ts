@@ -59,6 +59,28 @@ describe('opening by listing', () => {
     await replica.close();
   });
 
+  it('manifest: false (a replica known to have none) skips the manifest look: 2 rounds, the LIST first, and a point lookup in 4', async () => {
+    const rec = recordRequests(raw);
+    const ltx = await createLtx({ instances: 1 });
+    try {
+      await ltx.registerReplica('app', rec.client, { pollIntervalMs: 0, manifest: false });
+      expect(rounds(rec.requests)).toEqual([
+        ['listAll'],
+        ['readObject', 'readRange', 'readRange', 'readRange', 'readRange'],
+      ]);
+      // No manifest look (its GET is the conditional one); the one readObject is the snapshot's
+      // page digests, in the round after the LIST, so it cannot be the hot pages.
+      expect(rec.requests.filter((r) => r.op === 'readObjectIfChanged')).toEqual([]);
+      const conn = await ltx.open('file:app?vfs=ltx');
+      const sql = 'SELECT v FROM t WHERE id = ?';
+      expect(await conn.get(sql, [31_337])).toEqual(primary.db.prepare(sql).get(31_337));
+      expect(rounds(rec.requests).length).toBe(4);
+      await conn.close();
+    } finally {
+      await ltx.close();
+    }
+  });
+
   it('a point lookup after the open: 5 rounds in all (open 3, interior, leaf); a front page a later file changed comes from that file', async () => {
     const rec = recordRequests(raw);
     const ltx = await createLtx({ instances: 1 });

@@ -20,6 +20,8 @@ interface QueryOptions {
   timestamp?: string;
   json?: boolean;
   hydrate?: string;
+  /** false with --no-manifest. */
+  manifest?: boolean;
   verbose?: boolean;
 }
 
@@ -36,6 +38,11 @@ export function register(program: Command): void {
       '--hydrate <path>',
       'meanwhile download the whole database (latest TXID) into this SQLite file, and wait until it is ' +
         'complete; again with the same path, only what changed is fetched (state in <path>.ltxvfs-hydration.json)',
+    )
+    .option(
+      '--no-manifest',
+      "list the replica instead of looking for the ltxvfs writer's manifest first: one round trip " +
+        'less on a replica Litestream wrote (which has none)',
     )
     .option(
       '-v, --verbose',
@@ -57,7 +64,11 @@ export function register(program: Command): void {
       const client = await openCommandReplica(url);
       const ltx = await createLtx({ instances: 1, logger });
       try {
-        const replica = await ltx.registerReplica('replica', client, { pollIntervalMs: 0, hydratePath });
+        const replica = await ltx.registerReplica('replica', client, {
+          pollIntervalMs: 0,
+          hydratePath,
+          manifest: options.manifest !== false,
+        });
         const hydrated =
           hydratePath !== undefined && replica instanceof Replica
             ? hydration(replica, hydratePath, status)
