@@ -4,23 +4,13 @@
  * listing, which the replica's log (--verbose) says; both print the rows SQLite gives on the
  * primary.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Replicator } from '../src/writer/index.js';
+import { runCli } from './support/cli.js';
 import { makeTempDir, type TempDir } from './support/tmp.js';
-
-const cli = join(import.meta.dirname, '..', 'dist', 'src', 'cli', 'main.js');
-
-function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 let tmp: TempDir;
 let replicaDir: string;
@@ -28,7 +18,6 @@ let expected: unknown;
 const SQL = 'SELECT id, v FROM t WHERE id IN (3, 777, 1500) ORDER BY id';
 
 beforeAll(async () => {
-  if (!existsSync(cli)) throw new Error(`${cli} is missing: build first (npm run build; npm test does it)`);
   tmp = await makeTempDir('ltxvfs-cli-no-manifest-');
   mkdirSync(join(tmp.dir, 'app'));
   const dbPath = join(tmp.dir, 'app', 'app.db');
