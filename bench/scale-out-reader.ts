@@ -20,7 +20,7 @@ export interface ReaderResult {
   /** Queries that failed (the reader keeps going; a following replica must survive hiccups). */
   errors: string[];
   errorCount: number;
-  requests: { list: number; get: number; head: number; bytesRead: number };
+  requests: { list: number; get: number; head: number; put: number; bytesRead: number };
 }
 
 async function main(): Promise<void> {
@@ -62,7 +62,7 @@ async function main(): Promise<void> {
     lagMs,
     errorCount: errors.length,
     errors: errors.slice(0, 5),
-    requests: { list: s.list, get: s.get, head: s.head, bytesRead: s.bytesRead },
+    requests: { list: s.list, get: s.get, head: s.head, put: s.put, bytesRead: s.bytesRead },
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
   await db.close();
